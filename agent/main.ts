@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// Entry: CLI/env -> config -> discovery -> sampler -> metrics/server; exit codes and signals.
+import type { Server } from 'node:http';
+import { basename } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRunCgroup, exitStatus, RELAYED_SIGNALS, RunError, spawnInCgroup } from './cli/run.js';
+import { ConfigError, parseCli, usage, type Config } from './config.js';
+import { discoverPod, targetForCgroup, targetForPid, type DiscoveryResult, type Target } from './discovery.js';
+import { createLogger, humanBytes, type Logger } from './log.js';
+import { createRegistry } from './metrics.js';
+import { Sampler } from './sampler.js';
+import { createApp, listen } from './server.js';
+import { logSink } from './sinks/log.js';
+import { detectLayout, type CgroupLayout } from './sources/cgroup.js';
+import { VERSION } from './version.js';
+
+function discoveryFor(cfg: Config, layout: CgroupLayout): () => Promise<DiscoveryResult> {
+  const env = { procRoot: cfg.procRoot, layout };
+  switch (cfg.mode) {
+    case 'pid':
+      return async () => {
+        const pid = cfg.pid!;
+        const r = await targetForPid(env, pid, cfg.container ?? `pid-${pid}`);
+        const notes = r.target ? [] : [`pid ${pid} is not running (or its /proc/${pid}/cgroup cannot be read); waiting for it`];
+        return { targets: r.target ? [r.target] : [], errors: r.errors.map((error) => ({ container: cfg.container, error })), notes };
+      };
+    case 'cgroup':
+      return async () => ({ targets: [await targetForCgroup(env, cfg.cgroup!, cfg.container)], errors: [], notes: [] });
+    default:
+      return () => discoverPod(env, { container: cfg.container, containerMap: cfg.containerMap });
+  }
+}
+
+async function serve(cfg: Config, sampler: Sampler, layout: CgroupLayout, log: Logger): Promise<Server> {
+  const registry = createRegistry(sampler, { version: VERSION, cgroupMode: layout.mode, defaultMetrics: process.env['HEADROOM_DEFAULT_METRICS'] !== 'false' });
+  const app = createApp({ registry, status: () => sampler.status(), ready: () => sampler.ready, version: VERSION });
+  const server = await listen(app, cfg.listen.host, cfg.listen.port);
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
+  const host = cfg.listen.host ?? 'localhost';
+  log.info(`serving metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`, { port });
+  return server;
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: Logger): Sampler {
+  const sampler = new Sampler({
+    procRoot: cfg.procRoot,
+    intervalMs: cfg.intervalMs,
+    peakWindowMs: cfg.peakWindowMs,
+    processIntervalMs: cfg.processIntervalMs,
+    topProcesses: cfg.topProcesses,
+    discoveryIntervalMs: cfg.discoveryIntervalMs,
+    risk: cfg.risk,
+    memoryRequest: { container: cfg.container, bytes: cfg.memoryRequest },
+    discover,
+  });
+  sampler.on(logSink(log));
+  return sampler;
+}
+
+async function watchMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<number> {
+  if (layout.mode === 'none') {
+    log.warn(`no cgroup memory controller found under ${cfg.cgroupRoot}; only per-process numbers will be exported`);
+  }
+  const sampler = newSampler(cfg, discoveryFor(cfg, layout), log);
+  const server = await serve(cfg, sampler, layout, log);
+  sampler.start();
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s));
+  });
+  log.info(`${signal}: shutting down`);
+  await sampler.stop();
+  await close(server);
+  return 0;
+}
+
+async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<number> {
+  const name = cfg.container && cfg.container !== 'run' ? cfg.container : basename(cfg.command[0]!);
+  const cg = await createRunCgroup(cfg.procRoot, layout, `headroom-run-${process.pid}`, cfg.memoryLimit, log);
+  let server: Server | undefined;
+  let sampler: Sampler | undefined;
+  try {
+    const target: Target = {
+      name, id: `run:${cg.dir}`, dir: cg.dir, version: cg.version, limitRoot: undefined,
+      pressureDir: cg.pressureDir, pids: [], problem: undefined,
+    };
+    sampler = newSampler({ ...cfg, container: name }, async () => ({ targets: [target], errors: [], notes: [] }), log);
+    server = await serve(cfg, sampler, layout, log);
+    await sampler.sampleNow();
+    const child = spawnInCgroup(cfg.command, cg.procsFiles);
+    const relays = RELAYED_SIGNALS.map((s) => {
+      const h = () => { child.kill(s); };
+      process.on(s, h);
+      return () => process.off(s, h);
+    });
+    sampler.start();
+    log.info(`started ${JSON.stringify(basename(cfg.command[0]!))} as pid ${child.pid} in ${cg.dir}` +
+      (cfg.memoryLimit !== undefined ? ` with a ${humanBytes(cfg.memoryLimit)} limit` : ' with no limit'), { container: name, pid: child.pid });
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (c, s) => resolve({ code: c, signal: s }));
+      child.once('error', (err) => { log.error(`cannot start the command: ${err.message}`); resolve({ code: 127, signal: null }); });
+    });
+    for (const off of relays) off();
+    await sampler.sampleNow(); // the final counters (an OOM kill) before the cgroup goes away
+    const status = exitStatus(code, signal);
+    log.info(`command exited with ${signal ? `signal ${signal}` : `status ${code}`}`, { container: name, exit_status: status });
+    if (cfg.lingerMs > 0) {
+      log.info(`still serving metrics for ${cfg.lingerMs / 1000}s (--linger)`);
+      await Promise.race([
+        sleep(cfg.lingerMs),
+        new Promise((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); }),
+      ]);
+    }
+    return status;
+  } finally {
+    await sampler?.stop();
+    if (server) await close(server);
+    await cg.cleanup();
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCli(argv, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`headroom: ${err.message}\nRun "headroom --help" for the flags.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.kind === 'help') { process.stdout.write(usage() + '\n'); return 0; }
+  if (parsed.kind === 'version') { process.stdout.write(`headroom ${VERSION}\n`); return 0; }
+  const cfg = parsed.config;
+  const log = createLogger({ format: cfg.logFormat, level: cfg.logLevel });
+  const layout = await detectLayout(cfg.cgroupRoot);
+  log.info(`headroom ${VERSION}: cgroup ${layout.mode}${layout.memoryRoot ? ` (memory controller at ${layout.memoryRoot})` : ''}, mode ${cfg.mode}`);
+  try {
+    return cfg.mode === 'run' ? await runMode(cfg, layout, log) : await watchMode(cfg, layout, log);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (err instanceof RunError) log.error(err.message);
+    else if (e?.code === 'EADDRINUSE' || e?.code === 'EACCES') log.error(`cannot listen on ${cfg.listen.host ?? ''}:${cfg.listen.port}: ${e.code}; choose another --listen`);
+    else log.error(`fatal: ${e?.stack ?? String(err)}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => { process.stderr.write(`headroom: ${(err as Error)?.stack ?? String(err)}\n`); process.exitCode = 1; },
+);
