@@ -1,5 +1,6 @@
 // Every flag and HEADROOM_* environment variable, validated in one place.
 // Flags win over the environment; a bad value is one clear error naming the flag (exit 2).
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RiskConfig } from './analysis/risk.js';
 
@@ -116,12 +117,13 @@ function parseRatio(flag: string, raw: string): number {
 }
 
 export function parseListen(raw: string): Config['listen'] {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(raw.trim());
+  const t = raw.trim();
+  const m = /^\d+$/.test(t) ? ['', undefined, '', t] : /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(t);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError(`invalid --listen ${JSON.stringify(raw)}: expected [host]:port, like :9847 or 127.0.0.1:9847`);
   }
-  const host = m[1] ?? (m[2] === '' ? undefined : m[2]);
+  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? undefined : m[2]);
   return { host, port };
 }
 
@@ -226,9 +228,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
   const { name, map } = parseContainerMap(get('container'));
   const memRaw = get('memory');
   const reqRaw = get('memory-request');
-  const procRoot = get('path.proc')!;
-  const cgroupRoot = get('path.cgroup')!;
-  if (!procRoot.startsWith('/') && !procRoot.startsWith('.')) throw new ConfigError(`invalid --path.proc ${JSON.stringify(procRoot)}: expected a path`);
+  const procRoot = resolve(get('path.proc')!);
+  const cgroupRoot = resolve(get('path.cgroup')!);
 
   return {
     kind: 'run',

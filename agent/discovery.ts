@@ -83,6 +83,9 @@ export async function targetForPid(
   const { resolved, errors } = await resolveCgroupDir(env.procRoot, env.layout, pid, path);
   if (!resolved) {
     const denied = errors.length > 0;
+    if (!denied) {
+      errors.push({ source: 'proc_root', path: join(env.procRoot, String(pid), 'root/sys/fs/cgroup'), code: 'ENOENT', message: `cgroup ${path} of pid ${pid} not found` });
+    }
     return {
       target: {
         name, id: `path:${path}`, dir: undefined, version: undefined, limitRoot: undefined, pressureDir: undefined, pids,

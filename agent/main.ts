@@ -58,7 +58,7 @@ function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: 
     topProcesses: cfg.topProcesses,
     discoveryIntervalMs: cfg.discoveryIntervalMs,
     risk: cfg.risk,
-    memoryRequest: { container: cfg.container, bytes: cfg.memoryRequest },
+    memoryRequest: { container: cfg.container ?? cfg.containerMap.values().next().value, bytes: cfg.memoryRequest },
     discover,
   });
   sampler.on(logSink(log));

@@ -100,6 +100,13 @@ export function createRegistry(source: MetricsSource, opts: MetricsOptions): Reg
   new Gauge({ name: 'headroom_build_info', help: 'headroom version and the cgroup layout it found (v1, v2, hybrid, none). Always 1.', labelNames: ['version', 'cgroup'], registers })
     .set({ version: opts.version, cgroup: opts.cgroupMode }, 1);
 
-  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
+  if (opts.defaultMetrics) {
+    collectDefaultMetrics({ register: registry });
+    // prom-client names three gauges *_total, which `promtool check metrics` rejects; the same
+    // numbers stay available per type in nodejs_active_handles / nodejs_active_requests / nodejs_active_resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name);
+    }
+  }
   return registry;
 }

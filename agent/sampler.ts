@@ -346,6 +346,8 @@ export class Sampler {
 
   status(): TargetStatus[] {
     const out: TargetStatus[] = [];
+    let presentCount = 0;
+    for (const st of this.states.values()) if (st.present) presentCount++;
     for (const st of this.states.values()) {
       let wsMax: number | undefined;
       let unMax: number | undefined;
@@ -354,6 +356,8 @@ export class Sampler {
         unMax = Math.max(unMax ?? 0, s.view.unreclaimable);
       }
       const req = this.opts.memoryRequest;
+      // The request belongs to the named container; unnamed, only to a pod's single container.
+      const requestApplies = req.container !== undefined ? req.container === st.target.name : presentCount === 1 && st.present;
       out.push({
         name: st.target.name,
         target: st.target,
@@ -367,7 +371,7 @@ export class Sampler {
         refaults: st.refaults.entries(),
         restarts: st.restarts,
         risk: st.risk.level,
-        request: req.bytes !== undefined && (req.container === undefined || req.container === st.target.name) ? req.bytes : undefined,
+        request: req.bytes !== undefined && requestApplies ? req.bytes : undefined,
         processes: st.present ? st.processes : [],
       });
     }
