@@ -28,7 +28,7 @@ export interface Config {
   readonly containerMap: ReadonlyMap<string, string>;
   readonly memoryRequest: number | undefined;
   readonly risk: RiskConfig;
-  readonly logFormat: 'json' | 'text';
+  readonly logFormat: 'json' | 'text' | 'auto';
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** run mode */
   readonly memoryLimit: number | undefined;
@@ -61,7 +61,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'warning-ratio', env: 'HEADROOM_WARNING_RATIO', def: '0.8', help: 'unreclaimable/limit at which risk is warning' },
   { name: 'critical-ratio', env: 'HEADROOM_CRITICAL_RATIO', def: '0.9', help: 'unreclaimable/limit at which risk is critical' },
   { name: 'risk-clear-samples', env: 'HEADROOM_RISK_CLEAR_SAMPLES', def: '5', help: 'samples a cause must stay clear before risk falls' },
-  { name: 'log-format', env: 'HEADROOM_LOG_FORMAT', def: 'json', help: 'json (one event per line) or text' },
+  { name: 'log-format', env: 'HEADROOM_LOG_FORMAT', def: 'auto', help: 'json (one event per line), text, or auto: text on a terminal, else json' },
   { name: 'log-level', env: 'HEADROOM_LOG_LEVEL', def: 'info', help: 'debug, info, warn or error' },
   { name: 'memory', env: 'HEADROOM_RUN_MEMORY', help: 'run: memory limit of the cgroup made for the command (e.g. 256M)' },
   { name: 'linger', env: 'HEADROOM_RUN_LINGER', def: '0s', help: 'run: keep serving /metrics this long after the command exits' },
@@ -213,7 +213,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
   if (mode !== 'run' && typeof values['memory'] === 'string') throw new ConfigError('--memory only applies to run (headroom run --memory 256M -- COMMAND)');
 
   const logFormat = get('log-format')!;
-  if (logFormat !== 'json' && logFormat !== 'text') throw new ConfigError(`invalid --log-format ${JSON.stringify(logFormat)}: expected json or text`);
+  if (logFormat !== 'json' && logFormat !== 'text' && logFormat !== 'auto') throw new ConfigError(`invalid --log-format ${JSON.stringify(logFormat)}: expected json, text or auto`);
   const logLevel = get('log-level')!;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`invalid --log-level ${JSON.stringify(logLevel)}: expected debug, info, warn or error`);
 

@@ -140,7 +140,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (parsed.kind === 'help') { process.stdout.write(usage() + '\n'); return 0; }
   if (parsed.kind === 'version') { process.stdout.write(`headroom ${VERSION}\n`); return 0; }
   const cfg = parsed.config;
-  const log = createLogger({ format: cfg.logFormat, level: cfg.logLevel });
+  const format = cfg.logFormat === 'auto' ? (process.stderr.isTTY ? 'text' : 'json') : cfg.logFormat;
+  const log = createLogger({ format, level: cfg.logLevel });
   const layout = await detectLayout(cfg.cgroupRoot);
   log.info(`headroom ${VERSION}: cgroup ${layout.mode}${layout.memoryRoot ? ` (memory controller at ${layout.memoryRoot})` : ''}, mode ${cfg.mode}`);
   try {

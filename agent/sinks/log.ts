@@ -8,7 +8,7 @@ export function describeMemory(container: string, view: { unreclaimable: number;
   const limit = view.limit === undefined
     ? 'no memory limit'
     : `${humanBytes(view.limit)} limit (${Math.round((view.unreclaimable / view.limit) * 100)}%)`;
-  const cache = view.pageCache === undefined ? '' : `, page cache ${humanBytes(view.reclaimable)} is not counted`;
+  const cache = view.pageCache === undefined || view.reclaimable === 0 ? '' : `, page cache ${humanBytes(view.reclaimable)} is not counted`;
   return `container ${container}: unreclaimable ${humanBytes(view.unreclaimable)} of ${limit}${cache}`;
 }
 

@@ -38,7 +38,14 @@ export function isV2Vm(): boolean {
 const created = new Set<TestCgroup>();
 
 export function makeCgroup(parent: string, name: string, version: 1 | 2, limit?: number | string): TestCgroup {
-  const dir = join(parent, `${name}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`);
+  return makeCgroupAt(join(parent, `${name}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`), version, limit);
+}
+
+/**
+ * Create a cgroup at an exact path (e.g. to re-create one a test removed, as a container runtime
+ * does on restart). Same cleanup rules as makeCgroup: removeAllCgroups() removes it.
+ */
+export function makeCgroupAt(dir: string, version: 1 | 2, limit?: number | string): TestCgroup {
   mkdirSync(dir);
   if (limit !== undefined) writeFileSync(join(dir, version === 2 ? 'memory.max' : 'memory.limit_in_bytes'), String(limit));
   if (version === 2 && existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0');
