@@ -52,7 +52,7 @@ export function logSink(log: Logger): (e: AgentEvent) => void {
           `${e.container ? `container ${e.container}: ` : ''}${e.error.message}`, { container: e.container, source: e.error.source, code: e.error.code });
         return;
       case 'note':
-        log.info(e.message);
+        log.rateLimited(`note:${e.message}`, 60_000, 'info', e.message);
         return;
     }
   };

@@ -2,14 +2,8 @@
 import { join } from 'node:path';
 import { parseFlatKeyed, parseLimit, parseSingleValue, UNLIMITED_THRESHOLD } from './parse.js';
 import { parsePressure } from './pressure.js';
-import { isGone, readParsed, type ReadError, type ReadResult } from './read.js';
+import { failedRequired, optional, readParsed, type ReadError } from './read.js';
 import type { CgroupReadResult, RawCgroupMemory } from './raw.js';
-
-function optional<T>(r: ReadResult<T>, errors: ReadError[]): T | undefined {
-  if (r.ok) return r.value;
-  if (r.error.code !== 'ENOENT') errors.push(r.error);
-  return undefined;
-}
 
 /**
  * @param pressureDir hybrid hosts only: the same processes' cgroup in the unified (v2) hierarchy,
@@ -31,12 +25,7 @@ export async function readCgroupV1(dir: string, pressureDir?: string): Promise<C
   ]);
   const errors: ReadError[] = [];
   if (!usage.ok || !stat.ok) {
-    const gone = (!usage.ok && isGone(usage.error.code)) || (!stat.ok && isGone(stat.error.code));
-    if (!gone) {
-      if (!usage.ok) errors.push(usage.error);
-      if (!stat.ok) errors.push(stat.error);
-    }
-    return { memory: undefined, errors, gone };
+    return { memory: undefined, ...failedRequired([usage, stat]) };
   }
   const hier = stat.value.get('hierarchical_memory_limit');
   const memory: RawCgroupMemory = {

@@ -3,15 +3,8 @@
 import { join } from 'node:path';
 import { parseFlatKeyed, parseLimit, parseSingleValue } from './parse.js';
 import { parsePressure } from './pressure.js';
-import { isGone, readParsed, type ReadError, type ReadResult } from './read.js';
+import { failedRequired, optional, readParsed, type ReadError, type ReadResult } from './read.js';
 import type { CgroupReadResult, RawCgroupMemory } from './raw.js';
-
-/** Optional files: absent on older kernels or with swap accounting off; ENOENT there is not an error. */
-function optional<T>(r: ReadResult<T>, errors: ReadError[]): T | undefined {
-  if (r.ok) return r.value;
-  if (r.error.code !== 'ENOENT') errors.push(r.error);
-  return undefined;
-}
 
 export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
   const f = (name: string) => join(dir, name);
@@ -27,13 +20,7 @@ export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
   ]);
   const errors: ReadError[] = [];
   if (!current.ok || !stat.ok) {
-    // The two files every derived number needs. A vanished cgroup is "gone", not an error.
-    const gone = (!current.ok && isGone(current.error.code)) || (!stat.ok && isGone(stat.error.code));
-    if (!gone) {
-      if (!current.ok) errors.push(current.error);
-      if (!stat.ok) errors.push(stat.error);
-    }
-    return { memory: undefined, errors, gone };
+    return { memory: undefined, ...failedRequired([current, stat]) };
   }
   const memory: RawCgroupMemory = {
     version: 2,

@@ -73,3 +73,20 @@ export async function listDir(source: string, path: string): Promise<ReadResult<
     return { ok: false, error: toReadError(source, path, err) };
   }
 }
+
+/** An optional file (absent on older kernels, or with an accounting option off): ENOENT is "absent", not an error. */
+export function optional<T>(r: ReadResult<T>, errors: ReadError[]): T | undefined {
+  if (r.ok) return r.value;
+  if (r.error.code !== 'ENOENT') errors.push(r.error);
+  return undefined;
+}
+
+/**
+ * For the files every derived number needs: when one failed, a vanished directory (container exited,
+ * cgroup removed) is "gone", anything else is an error to report.
+ */
+export function failedRequired(results: ReadonlyArray<ReadResult<unknown>>): { gone: boolean; errors: ReadError[] } {
+  const failed = results.flatMap((r) => (r.ok ? [] : [r.error]));
+  const gone = failed.some((e) => isGone(e.code));
+  return { gone, errors: gone ? [] : failed };
+}
