@@ -228,11 +228,21 @@ export class Sampler {
     this.unwatch(st);
     if (!dir || st.target.version !== 2) return;
     try {
-      st.watcher = watch(join(dir, 'memory.events'), { persistent: false }, () => {
-        void readEventsV2(dir).then((r) => {
+      // Under sustained pressure "max" changes thousands of times a second: coalesce to one read
+      // in flight plus at most one more for the changes that came in meanwhile.
+      let reading = false;
+      let again = false;
+      const read = async (): Promise<void> => {
+        if (reading) { again = true; return; }
+        reading = true;
+        do {
+          again = false;
+          const r = await readEventsV2(dir);
           if (r.ok && st.target.dir === dir) { this.applyEvents(st, r.value); this.checkKills(st); }
-        });
-      });
+        } while (again);
+        reading = false;
+      };
+      st.watcher = watch(join(dir, 'memory.events'), { persistent: false }, () => { void read(); });
       st.watcher.on('error', () => this.unwatch(st));
       st.watchedDir = dir;
     } catch {
