@@ -1,0 +1,108 @@
+// The sampler over real captured cgroup files in a temp dir: restarts, monotonic counters, kills,
+// a cgroup vanishing, and the trailing-window maxima.
+import { cpSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_RISK } from '../../agent/analysis/risk.js';
+import type { Target } from '../../agent/discovery.js';
+import type { AgentEvent } from '../../agent/events.js';
+import { Sampler } from '../../agent/sampler.js';
+
+const FIX = new URL('../fixtures/', import.meta.url).pathname;
+const tmp = mkdtempSync(join(tmpdir(), 'headroom-sampler-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cgroupCopy(rel: string, name: string): string {
+  const dir = join(tmp, name);
+  cpSync(join(FIX, rel), dir, { recursive: true });
+  return dir;
+}
+
+const target = (id: string, dir: string): Target => ({
+  name: 'app', id, dir, version: 2, limitRoot: undefined, pressureDir: undefined, pids: [], problem: undefined,
+});
+
+function setup(initial: Target) {
+  let current: Target | undefined = initial;
+  let t = 0;
+  const events: AgentEvent[] = [];
+  const sampler = new Sampler({
+    procRoot: join(tmp, 'noproc'), intervalMs: 1000, peakWindowMs: 3000, processIntervalMs: 1e9, topProcesses: 0,
+    discoveryIntervalMs: 0, risk: DEFAULT_RISK, memoryRequest: { container: undefined, bytes: undefined },
+    discover: async () => ({ targets: current ? [current] : [], errors: [], notes: [] }),
+    now: () => t,
+  });
+  sampler.on((e) => events.push(e));
+  return {
+    sampler, events,
+    set: (x: Target | undefined) => { current = x; },
+    tick: async () => { t += 1000; await sampler.tick(); return sampler.status().find((s) => s.name === 'app')!; },
+  };
+}
+
+describe('sampler', () => {
+  it('keeps OOM kills monotonic across a restart and reports only new kills', async () => {
+    const a = cgroupCopy('v2/oom', 'a'); // oom_kill 1 before headroom started
+    const s = setup(target('a', a));
+    let st = await s.tick();
+    expect(st.oomKills).toBe(1);
+    expect(s.events.filter((e) => e.type === 'oom_kill')).toEqual([]); // history, not news
+    expect(st.events).toContainEqual(['max', 35]);
+
+    const b = cgroupCopy('v2/anon', 'b'); // the restarted container: counters from 0
+    s.set(target('b', b));
+    st = await s.tick();
+    expect(st.restarts).toBe(1);
+    expect(st.oomKills).toBe(1);
+    expect(st.events).toContainEqual(['max', 35]);
+
+    writeFileSync(join(b, 'memory.events'), readFileSync(join(b, 'memory.events'), 'utf8').replace('oom_kill 0', 'oom_kill 2').replace(/^max 0$/m, 'max 4'));
+    st = await s.tick();
+    expect(st.oomKills).toBe(3);
+    expect(st.events).toContainEqual(['max', 39]);
+    const kill = s.events.find((e) => e.type === 'oom_kill');
+    expect(kill).toMatchObject({ type: 'oom_kill', container: 'app', count: 2, total: 3 });
+    expect(s.events.map((e) => e.type)).toContain('restart');
+  });
+
+  it('a vanished cgroup leaves its gauges absent and keeps its counters', async () => {
+    const c = cgroupCopy('v2/oom', 'c');
+    const s = setup(target('c', c));
+    await s.tick();
+    rmSync(c, { recursive: true });
+    s.set(undefined);
+    const st = await s.tick();
+    expect(st.present).toBe(false);
+    expect(st.latest).toBeUndefined();
+    expect(st.workingSetMax).toBeUndefined();
+    expect(st.oomKills).toBe(1);
+    expect(s.events.filter((e) => e.type === 'target_gone')).toHaveLength(1);
+    expect(s.sampler.readErrors()).toEqual([]); // gone is not an error
+  });
+
+  it('window maxima keep a spike between scrapes, and forget it after the window', async () => {
+    const d = cgroupCopy('v2/anon', 'd');
+    const s = setup(target('d', d));
+    await s.tick();
+    writeFileSync(join(d, 'memory.current'), String(200 * 1024 * 1024));
+    await s.tick();
+    writeFileSync(join(d, 'memory.current'), '115163136\n');
+    let st = await s.tick();
+    expect(st.latest!.view.usage).toBe(115163136);
+    expect(st.workingSetMax).toBe(200 * 1024 * 1024 - 7057408);
+    await s.tick(); await s.tick(); // the 3 s window moves past the spike
+    st = await s.tick();
+    expect(st.workingSetMax).toBe(115163136 - 7057408);
+  });
+
+  it('counts a malformed file as a read error for that container and source', async () => {
+    const e = cgroupCopy('v2/anon', 'e');
+    writeFileSync(join(e, 'memory.stat'), 'anon x\n');
+    const s = setup(target('e', e));
+    const st = await s.tick();
+    expect(st.latest).toBeUndefined();
+    expect(s.sampler.readErrors()).toEqual([{ container: 'app', source: 'memory.stat', count: 1 }]);
+    expect(s.sampler.ready).toBe(true); // a bad file never stops sampling
+  });
+});
