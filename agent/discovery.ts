@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join } from 'node:path';
 import {
   memoryPath, readProcCgroup, resolveCgroupDir, versionOfDir,
-  type CgroupLayout,
+  type CgroupLayout, type ResolvedDir,
 } from './sources/cgroup.js';
 import { isKernelThread, listPids, readProcStat } from './sources/procfs.js';
 import { isGone, type ReadError } from './sources/read.js';
@@ -30,6 +30,8 @@ export interface Target {
 export interface DiscoveryEnv {
   readonly procRoot: string;
   readonly layout: CgroupLayout;
+  /** "pid:path" -> where it was found; keeps the bounded search in resolveCgroupDir to once per container */
+  readonly found?: Map<string, ResolvedDir>;
 }
 
 export interface ScopedError {
@@ -80,7 +82,13 @@ export async function targetForPid(
       errors: [],
     };
   }
-  const { resolved, errors } = await resolveCgroupDir(env.procRoot, env.layout, pid, path);
+  const key = `${pid}:${path}`;
+  const { resolved, errors } = await resolveCgroupDir(env.procRoot, env.layout, pid, path, env.found?.get(key));
+  if (env.found) {
+    if (resolved) env.found.set(key, resolved);
+    else env.found.delete(key);
+    if (env.found.size > 256) env.found.delete(env.found.keys().next().value as string);
+  }
   if (!resolved) {
     const denied = errors.length > 0;
     if (!denied) {

@@ -15,7 +15,7 @@ import { detectLayout, type CgroupLayout } from './sources/cgroup.js';
 import { VERSION } from './version.js';
 
 function discoveryFor(cfg: Config, layout: CgroupLayout): () => Promise<DiscoveryResult> {
-  const env = { procRoot: cfg.procRoot, layout };
+  const env = { procRoot: cfg.procRoot, layout, found: new Map() };
   switch (cfg.mode) {
     case 'pid':
       return async () => {

@@ -27,6 +27,7 @@ function errText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'EACCES' || e?.code === 'EPERM') return 'permission denied (run as root, or give headroom a delegated cgroup)';
   if (e?.code === 'EROFS') return 'the cgroup file system is read-only here';
+  if (e?.code === 'EBUSY') return "other processes share headroom's cgroup (cgroup v2 allows no processes in a cgroup that enables controllers for children): start headroom in a cgroup of its own";
   return e?.message ?? String(err);
 }
 

@@ -1,5 +1,5 @@
 // Where the memory controller lives (v1, v2 or hybrid), and which cgroup directory holds a process.
-import { access } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ParseError, readParsed, readText, type ReadError, type ReadResult } from './read.js';
 import type { CgroupVersion } from './raw.js';
@@ -126,10 +126,12 @@ export async function resolveCgroupDir(
   layout: CgroupLayout,
   pid: number,
   path: string,
+  /** where this PID's cgroup was found last time: tried first, so the search below runs once */
+  hint?: ResolvedDir,
 ): Promise<{ resolved: ResolvedDir | undefined; errors: ReadError[] }> {
   const errors: ReadError[] = [];
   const version = layout.memoryVersion ?? 2;
-  const candidates: Array<{ dir: string; via: ResolvedDir['via'] }> = [];
+  const candidates: Array<{ dir: string; via: ResolvedDir['via'] }> = hint ? [hint] : [];
   if (layout.memoryRoot !== undefined && !outsideNamespace(path)) {
     candidates.push({ dir: join(layout.memoryRoot, path), via: 'mount' });
   }
@@ -146,5 +148,41 @@ export async function resolveCgroupDir(
       errors.push({ ...has.error, source: 'proc_root' });
     }
   }
+  if (errors.length === 0 && outsideNamespace(path)) {
+    // The target's mount shows more than its own cgroup (no cgroup2 remount in its namespace, or
+    // cgroupns=host): its cgroup is <targetMount>/<unknown prefix>/<tail>. Find it by name.
+    const dir = await findByTail(targetMount, path.split('/').filter((s) => s !== '' && s !== '..'), pid);
+    if (dir !== undefined) return { resolved: { dir, version: (await versionOfDir(dir)) ?? version, via: 'proc-root' }, errors: [] };
+  }
   return { resolved: undefined, errors };
+}
+
+/**
+ * Breadth-first search below `root` for a directory <root>/.../<tail...> whose cgroup.procs lists
+ * `pid` (the tail's names are the part of the path below our cgroup namespace's common ancestor).
+ * Bounded: at most `maxDirs` directories are listed.
+ */
+async function findByTail(root: string, tail: readonly string[], pid: number, maxDirs = 5000): Promise<string | undefined> {
+  if (tail.length === 0) return undefined;
+  const queue = [root];
+  for (let listed = 0; queue.length > 0 && listed < maxDirs; listed++) {
+    const dir = queue.shift()!;
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const sub = join(dir, e.name);
+      if (e.name === tail[0]) {
+        const cand = join(dir, ...tail);
+        const has = await cgroupHasPid(cand, pid);
+        if (has.ok && has.value) return cand;
+      }
+      queue.push(sub);
+    }
+  }
+  return undefined;
 }

@@ -33,6 +33,12 @@ export interface StartOptions {
   /** wait for the "serving metrics" line (default true) */
   readonly waitForPort?: boolean;
   readonly timeoutMs?: number;
+  /**
+   * Start the agent through this command prefix (e.g. a shell that joins a cgroup and enters
+   * namespaces, then `exec "$@"`): spawn(wrap[0], [...wrap.slice(1), node, main.js, ...args]).
+   * `proc` is then the wrapper's process.
+   */
+  readonly wrap?: readonly string[];
 }
 
 /** Poll until fn returns a truthy value; rejects with `what` after timeoutMs. */
@@ -52,7 +58,9 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 }
 
 export async function startAgent(args: readonly string[], opts: StartOptions = {}): Promise<Agent> {
-  const proc = spawn(process.execPath, [MAIN, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args], {
+  const argv = [MAIN, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args];
+  const [file, ...pre] = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, process.execPath] : [process.execPath];
+  const proc = spawn(file!, [...pre, ...argv], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -190,3 +190,38 @@ describe('/proc fixtures', () => {
     expect(s.comm).toBe(readFileSync(join(p, 'comm'), 'utf8').trim());
   });
 });
+
+describe('resolving a process cgroup directory (DESIGN §4)', async () => {
+  const { resolveCgroupDir } = await import('../../agent/sources/cgroup.js');
+  const layout = { mode: 'v2' as const, memoryRoot: join(tmp, 'own-mount'), memoryVersion: 2 as const, unifiedRoot: undefined };
+
+  it('private cgroup namespace, remounted: the target mount root is its cgroup', async () => {
+    const proc = join(tmp, 'res1/proc');
+    cpSync(join(FIX, 'v2/anon'), join(proc, '7/root/sys/fs/cgroup'), { recursive: true });
+    writeFileSync(join(proc, '7/root/sys/fs/cgroup/cgroup.procs'), '7\n');
+    const r = await resolveCgroupDir(proc, layout, 7, '/../cri-app');
+    expect(r.resolved).toEqual({ dir: join(proc, '7/root/sys/fs/cgroup'), version: 2, via: 'proc-root' });
+  });
+
+  it('no remount: the target mount shows the whole hierarchy; found below it by name, confirmed by cgroup.procs', async () => {
+    const proc = join(tmp, 'res2/proc');
+    const mount = join(proc, '7/root/sys/fs/cgroup');
+    cpSync(join(FIX, 'v2/idle'), join(mount, 'kubepods/pod1/decoy-app'), { recursive: true });
+    cpSync(join(FIX, 'v2/anon'), join(mount, 'kubepods/pod1/app'), { recursive: true });
+    writeFileSync(join(mount, 'cgroup.procs'), '1\n');
+    writeFileSync(join(mount, 'kubepods/pod1/app/cgroup.procs'), '7\n8\n');
+    const r = await resolveCgroupDir(proc, layout, 7, '/../pod1/app');
+    expect(r.resolved?.dir).toBe(join(mount, 'kubepods/pod1/app'));
+    // a second call with the hint goes straight there
+    const again = await resolveCgroupDir(proc, layout, 7, '/../pod1/app', r.resolved);
+    expect(again.resolved).toEqual(r.resolved);
+  });
+
+  it('a directory that does not list the PID is never taken', async () => {
+    const proc = join(tmp, 'res3/proc');
+    cpSync(join(FIX, 'v2/anon'), join(proc, '7/root/sys/fs/cgroup'), { recursive: true });
+    writeFileSync(join(proc, '7/root/sys/fs/cgroup/cgroup.procs'), '99\n');
+    const r = await resolveCgroupDir(proc, layout, 7, '/../cri-app');
+    expect(r.resolved).toBeUndefined();
+  });
+});
