@@ -115,8 +115,10 @@ export async function targetForPid(
 
 /** --cgroup: an absolute directory, or a path inside the memory hierarchy (e.g. /kubepods/pod123/abc). */
 export async function targetForCgroup(env: DiscoveryEnv, path: string, name: string | undefined): Promise<Target> {
+  const root = env.layout.memoryRoot;
   const candidates = isAbsolute(path) ? [path] : [];
-  if (env.layout.memoryRoot !== undefined) candidates.push(join(env.layout.memoryRoot, path));
+  // "/kubepods/pod1/x" may mean a path inside the memory hierarchy, unless it already is one
+  if (root !== undefined && !(isAbsolute(path) && (path === root || path.startsWith(root + '/')))) candidates.push(join(root, path));
   for (const dir of candidates) {
     const version = await versionOfDir(dir);
     if (version === undefined) continue;
@@ -130,7 +132,7 @@ export async function targetForCgroup(env: DiscoveryEnv, path: string, name: str
   return {
     name: name ?? (basename(path) || 'root'), id: `path:${path}`, dir: undefined, version: undefined, limitRoot: undefined,
     pressureDir: undefined, pids: [],
-    problem: `no memory cgroup at ${path}${env.layout.memoryRoot ? ` or ${join(env.layout.memoryRoot, path)}` : ''} (no memory.current or memory.usage_in_bytes there)`,
+    problem: `no memory cgroup at ${candidates.join(' or ') || path} (no memory.current or memory.usage_in_bytes there)`,
   };
 }
 

@@ -7,8 +7,8 @@ export type AgentEvent =
   | { readonly type: 'risk'; readonly container: string; readonly from: RiskLevel; readonly to: RiskLevel; readonly view: MemoryView }
   | { readonly type: 'oom_kill'; readonly container: string; readonly count: number; readonly total: number; readonly peakUnreclaimable: number | undefined; readonly limit: number | undefined }
   | { readonly type: 'target_added'; readonly container: string; readonly dir: string | undefined; readonly version: number | undefined }
-  | { readonly type: 'target_unreadable'; readonly container: string; readonly problem: string }
-  | { readonly type: 'target_gone'; readonly container: string }
+  | { readonly type: 'target_unreadable'; readonly container: string; readonly problem: string; readonly processesOnly: boolean }
+  | { readonly type: 'target_gone'; readonly container: string; readonly why: string }
   | { readonly type: 'restart'; readonly container: string; readonly restarts: number }
   | { readonly type: 'read_error'; readonly container: string | undefined; readonly error: ReadError }
   | { readonly type: 'note'; readonly message: string };

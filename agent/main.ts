@@ -113,10 +113,13 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
     log.info(`command exited with ${signal ? `signal ${signal}` : `status ${code}`}`, { container: name, exit_status: status });
     if (cfg.lingerMs > 0) {
       log.info(`still serving metrics for ${cfg.lingerMs / 1000}s (--linger)`);
-      await Promise.race([
-        sleep(cfg.lingerMs),
-        new Promise((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); }),
-      ]);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      await sleep(cfg.lingerMs, undefined, { signal: stop.signal }).catch(() => { /* a signal ended the linger */ });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
     }
     return status;
   } finally {

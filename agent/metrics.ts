@@ -48,7 +48,7 @@ export function createRegistry(source: MetricsSource, opts: MetricsOptions): Reg
     (set, s) => { const v = latest(s); if (v) set({ container: s.name }, v.usage); });
   gauge('headroom_memory_working_set_bytes', 'Working set: usage minus inactive_file, floored at 0, exactly as the kubelet and cAdvisor compute container_memory_working_set_bytes.', C,
     (set, s) => { const v = latest(s); if (v) set({ container: s.name }, v.workingSet); });
-  gauge('headroom_memory_unreclaimable_bytes', 'Memory the kernel cannot reclaim without swap: anon + shmem/tmpfs + kernel (minus reclaimable slab) + dirty/writeback page cache. This is what counts toward an OOM kill.', C,
+  gauge('headroom_memory_unreclaimable_bytes', 'Memory the kernel cannot reclaim without swap: anon + shmem/tmpfs + kernel (minus reclaimable slab). This is what counts toward an OOM kill. Dirty/writeback page cache is in flight and counted in neither this nor reclaimable.', C,
     (set, s) => { const v = latest(s); if (v) set({ container: s.name }, v.unreclaimable); });
   gauge('headroom_memory_reclaimable_bytes', 'Clean page cache (file minus shmem, dirty and writeback) plus reclaimable slab: memory the kernel drops before it OOM-kills.', C,
     (set, s) => { const v = latest(s); if (v) set({ container: s.name }, v.reclaimable); });

@@ -55,6 +55,8 @@ export interface TargetStatus {
 
 interface TargetState {
   target: Target;
+  /** id of the last cgroup instance that could be read: a different readable one later is a restart */
+  instance: string | undefined;
   present: boolean;
   gone: boolean;
   ancestorLimit: number | undefined;
@@ -181,28 +183,28 @@ export class Sampler {
       let st = this.states.get(target.name);
       if (!st) {
         st = {
-          target, present: true, gone: false, ancestorLimit: undefined, ring: [], latest: undefined,
+          target, instance: target.dir ? target.id : undefined, present: true, gone: false, ancestorLimit: undefined, ring: [], latest: undefined,
           oomKills: new MonotonicCounter(), events: new CounterFamily(), pressure: new CounterFamily(), refaults: new CounterFamily(),
           restarts: 0, risk: INITIAL_RISK, reportedKills: 0, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
         };
         this.states.set(target.name, st);
         if (target.dir) this.emit({ type: 'target_added', container: target.name, dir: target.dir, version: target.version });
-      } else if (st.target.id !== target.id && target.dir !== undefined) {
-        // Same container name, new cgroup instance: the container restarted.
-        const wasKnown = st.target.dir !== undefined;
-        st.oomKills.rebase(); st.events.rebase(); st.pressure.rebase(); st.refaults.rebase();
-        st.ring = []; st.latest = undefined; st.risk = INITIAL_RISK;
-        if (wasKnown) {
+      } else if (target.dir !== undefined && st.instance !== target.id) {
+        if (st.instance !== undefined) {
+          // Same container name, new cgroup instance: the container restarted (or its cgroup was re-created).
+          st.oomKills.rebase(); st.events.rebase(); st.pressure.rebase(); st.refaults.rebase();
+          st.ring = []; st.latest = undefined; st.risk = INITIAL_RISK;
           st.restarts++;
           this.emit({ type: 'restart', container: target.name, restarts: st.restarts });
         } else {
           this.emit({ type: 'target_added', container: target.name, dir: target.dir, version: target.version });
         }
+        st.instance = target.id;
       }
       st.target = target;
       st.present = true;
       st.gone = false;
-      if (target.problem) this.emit({ type: 'target_unreadable', container: target.name, problem: target.problem });
+      if (target.problem) this.emit({ type: 'target_unreadable', container: target.name, problem: target.problem, processesOnly: target.pids.length > 0 });
       st.ancestorLimit = target.dir && target.version === 2 && target.limitRoot
         ? await readAncestorLimitV2(target.dir, target.limitRoot)
         : undefined;
@@ -213,7 +215,7 @@ export class Sampler {
         st.present = false;
         st.latest = undefined;
         this.unwatch(st);
-        if (!st.gone) this.emit({ type: 'target_gone', container: name });
+        if (!st.gone) this.emit({ type: 'target_gone', container: name, why: 'no longer found (its processes exited)' });
       }
     }
   }
@@ -291,7 +293,7 @@ export class Sampler {
       st.latest = undefined;
       if (!st.gone) {
         st.gone = true;
-        this.emit({ type: 'target_gone', container: name });
+        this.emit({ type: 'target_gone', container: name, why: 'its cgroup is gone (the container exited or restarted)' });
       }
       this.needDiscovery = true;
       return;

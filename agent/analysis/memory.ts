@@ -14,7 +14,12 @@ export interface MemoryView {
   readonly workingSet: number;
   /** clean page cache + reclaimable slab: what the kernel can drop without swap */
   readonly reclaimable: number;
-  /** usage − reclaimable, floored at 0: anon + shmem/tmpfs + kernel (− reclaimable slab) + dirty/writeback */
+  /**
+   * usage − reclaimable − dirty − writeback, floored at 0: anon + shmem/tmpfs + kernel (− reclaimable
+   * slab). Dirty and writeback page cache is neither: it is on its way to disk, and the kernel writes
+   * it back and throttles writers rather than OOM-kill for it. So usage = reclaimable +
+   * unreclaimable + in flight (the file_dirty and file_writeback types).
+   */
   readonly unreclaimable: number;
   /** file pages that are not shmem: the page cache a user thinks of */
   readonly pageCache: number | undefined;
@@ -65,9 +70,9 @@ export function breakdown(raw: RawCgroupMemory): Map<BreakdownType, number> {
 }
 
 /**
- * Reclaimable = clean, non-shmem page cache (+ reclaimable slab on v2).
- * shmem/tmpfs sits in "file" but cannot be dropped without swap; dirty and writeback pages must
- * be written out first. Both therefore count as unreclaimable.
+ * Reclaimable = clean, non-shmem page cache (+ reclaimable slab on v2): what the kernel can drop at
+ * once. shmem/tmpfs sits in "file" but cannot be dropped without swap; dirty and writeback pages
+ * must be written out first.
  */
 export function reclaimable(b: ReadonlyMap<BreakdownType, number>): number {
   const file = b.get('file') ?? 0;
@@ -85,12 +90,13 @@ export function tightestLimit(...limits: Array<number | undefined>): number | un
 export function memoryView(raw: RawCgroupMemory, ancestorLimit?: number): MemoryView {
   const b = breakdown(raw);
   const rec = Math.min(reclaimable(b), raw.usage);
+  const inFlight = (b.get('file_dirty') ?? 0) + (b.get('file_writeback') ?? 0);
   const file = b.get('file');
   return {
     usage: raw.usage,
     workingSet: workingSet(raw),
     reclaimable: rec,
-    unreclaimable: Math.max(0, raw.usage - rec),
+    unreclaimable: Math.max(0, raw.usage - rec - inFlight),
     pageCache: file === undefined ? undefined : Math.max(0, file - (b.get('shmem') ?? 0)),
     breakdown: b,
     limit: tightestLimit(raw.limit, raw.hierarchicalLimit, ancestorLimit),

@@ -39,10 +39,10 @@ export function logSink(log: Logger): (e: AgentEvent) => void {
         log.info(`container ${e.container}: watching cgroup v${e.version} at ${e.dir}`, { container: e.container, cgroup_dir: e.dir });
         return;
       case 'target_unreadable':
-        log.rateLimited(`unreadable:${e.container}`, 5 * 60_000, 'warn', `container ${e.container}: ${e.problem}; only per-process numbers are available`, { container: e.container });
+        log.rateLimited(`unreadable:${e.container}`, 5 * 60_000, 'warn', `container ${e.container}: ${e.problem}${e.processesOnly ? '; only per-process numbers are available' : ''}`, { container: e.container });
         return;
       case 'target_gone':
-        log.info(`container ${e.container}: its cgroup is gone (the container exited or restarted)`, { container: e.container });
+        log.info(`container ${e.container}: ${e.why}`, { container: e.container });
         return;
       case 'restart':
         log.warn(`container ${e.container}: restarted (new cgroup); counters carry on from their previous totals`, { container: e.container, restarts: e.restarts });

@@ -30,7 +30,8 @@ async function scrape(tree: string, args: string[], env: NodeJS.ProcessEnv = {})
 function compareGolden(name: string, text: string): void {
   const got = headroomOnly(text);
   const file = `${GOLDEN}${name}.prom`;
-  if (process.env['UPDATE_GOLDEN'] === '1' || !existsSync(file)) writeFileSync(file, got);
+  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(file, got);
+  if (!existsSync(file)) throw new Error(`no golden file ${file}: run UPDATE_GOLDEN=1 npx vitest run --project e2e and review it`);
   expect(got).toBe(readFileSync(file, 'utf8'));
 }
 

@@ -53,7 +53,7 @@ export function kernelView(k: KernelV1) {
     dirty: s('total_dirty'),
     writeback: s('total_writeback'),
     reclaimable,
-    unreclaimable: Math.max(0, k.usage - reclaimable),
+    unreclaimable: Math.max(0, k.usage - reclaimable - s('total_dirty') - s('total_writeback')),
     /** DESIGN §3's other v1 reading: total_rss + total_shmem (+ kmem, not added here) */
     rssPlusShmem: s('total_rss') + s('total_shmem'),
   };
@@ -151,4 +151,11 @@ export async function bracketedScrape(agent: Agent, dir: string, container: stri
     }
   }
   return undefined;
+}
+
+/** In afterEach(ctx): when the test failed, print the agent's log (the first thing to look at). */
+export function dumpLogsOnFailure(ctx: { task: { name: string; result?: { state?: string } } }, agent: Agent | undefined): void {
+  if (ctx.task.result?.state !== 'fail' || !agent) return;
+  const lines = agent.logs.slice(-60).map((l) => JSON.stringify(l).slice(0, 400));
+  console.log(`[headroom-v1] agent log of failed test "${ctx.task.name}" (pid ${agent.proc.pid}, exit ${agent.proc.exitCode}):\n${lines.join('\n')}`);
 }

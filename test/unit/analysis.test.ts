@@ -41,9 +41,14 @@ describe('reclaimable and unreclaimable', () => {
     expect(v.reclaimable).toBe(241 * MiB);
     expect(v.unreclaimable).toBe(9 * MiB);
   });
-  it('dirty and writeback pages are not reclaimable yet', () => {
+  it('dirty and writeback pages are in flight: neither reclaimable yet nor counted toward an OOM kill', () => {
     const b = breakdown(v2(0, { file: 100, shmem: 10, file_dirty: 20, file_writeback: 5 }));
     expect(reclaimable(b)).toBe(65);
+    // a buffered write flood (v1 has no per-cgroup dirty throttling): 60 MiB dirty in a 64 MiB cgroup
+    const v = memoryView(v1(64 * MiB, { total_rss: 2 * MiB, total_cache: 62 * MiB, total_shmem: 0, total_dirty: 55 * MiB, total_writeback: 5 * MiB }));
+    expect(v.reclaimable).toBe(2 * MiB);
+    expect(v.unreclaimable).toBe(2 * MiB);
+    expect(v.reclaimable + v.unreclaimable + 60 * MiB).toBe(v.usage);
   });
   it('v1 maps total_* keys and kmem usage', () => {
     const raw = v1(120 * MiB, { total_rss: 50 * MiB, total_cache: 60 * MiB, total_shmem: 20 * MiB, total_dirty: 0, total_writeback: 0, total_inactive_file: 30 * MiB, total_active_file: 10 * MiB, rss: 1 }, { kmemUsage: 10 * MiB });

@@ -28,8 +28,9 @@ describe('cgroup v1 fixtures (kernel 6.18)', () => {
     // case, usage, workingSet, reclaimable, unreclaimable, limit
     ['idle', 262144, 262144, 0, 262144, undefined],
     ['anon', 107999232, 107999232, 0, 107999232, 268435456],
-    // page cache: 152064000 inactive; reclaimable = total_cache − shmem − dirty(8192) − writeback
-    ['pagecache', 156766208, 156766208 - 152064000, 152117248 - 8192, 156766208 - (152117248 - 8192), 268435456],
+    // page cache: 152064000 inactive; reclaimable = total_cache − shmem − dirty(8192) − writeback;
+    // the 8192 dirty bytes are in flight: neither reclaimable nor unreclaimable
+    ['pagecache', 156766208, 156766208 - 152064000, 152117248 - 8192, 156766208 - (152117248 - 8192) - 8192, 268435456],
     // /dev/shm: all of total_cache is total_shmem, so none of it is reclaimable
     ['shmem', 84717568, 84717568, 0, 84717568, 268435456],
   ])('%s', async (name, usage, ws, rec, unrec, limit) => {

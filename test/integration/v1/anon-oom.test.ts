@@ -6,8 +6,8 @@ import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
 import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
 import {
-  diskScratchDir, exitOf, firstLog, isKillLine, isRiskLine, kernelView, logMs, MiB, RAMP, readKernelV1,
-  bracketedScrape, recordResult, removeScratch, sleep, type KernelV1,
+  bracketedScrape, diskScratchDir, dumpLogsOnFailure, exitOf, firstLog, isKillLine, isRiskLine, kernelView, logMs, MiB, RAMP,
+  readKernelV1, recordResult, removeScratch, sleep, type KernelV1,
 } from '../../helpers/v1.js';
 
 const SKIP = !hasV1Memory();
@@ -16,7 +16,8 @@ describe.skipIf(SKIP)('cgroup v1: anonymous memory (needs root and a v1 memory c
   let agent: Agent | undefined;
   let scratch: string | undefined;
 
-  afterEach(async () => {
+  afterEach(async (ctx) => {
+    dumpLogsOnFailure(ctx, agent);
     await agent?.stop();
     agent = undefined;
     await removeAllCgroups();
@@ -125,10 +126,12 @@ describe.skipIf(SKIP)('cgroup v1: anonymous memory (needs root and a v1 memory c
       'sh', `${scratch}/cache.dat`, process.execPath, RAMP]);
     const exit = exitOf(child);
 
+    // (a few KiB may stay dirty: ext4 metadata dirtied by the cgroup's tasks is charged to it too)
+    let lastView: ReturnType<typeof kernelView> | undefined;
     await waitFor('the workload to hold 40 MiB anon + 30 MiB clean cache', () => {
-      const k = kernelView(readKernelV1(cg.dir));
-      return k.anon >= 40 * MiB && k.file >= 30 * MiB && k.dirty === 0 && k.writeback === 0;
-    }, 60_000, 100);
+      const k = lastView = kernelView(readKernelV1(cg.dir));
+      return k.anon >= 40 * MiB && k.file >= 30 * MiB && k.dirty + k.writeback < MiB;
+    }, 60_000, 100).catch((err: Error) => { throw new Error(`${err.message}; last kernel view ${JSON.stringify(lastView)}`); });
 
     const checked = await bracketedScrape(a, cg.dir, 'app');
     expect(checked, 'the kernel files stayed unchanged across one scrape (30 attempts)').toBeDefined();

@@ -4,12 +4,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
 import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
-import { exitOf, firstLog, isKillLine, isRiskLine, isRunning, MiB, RAMP, readKernelV1, recordResult, sleep } from '../../helpers/v1.js';
+import { exitOf, firstLog, isKillLine, isRiskLine, isRunning, MiB, RAMP, readKernelV1, recordResult, sleep, dumpLogsOnFailure } from '../../helpers/v1.js';
 
 describe.skipIf(!hasV1Memory())('cgroup v1: child OOM-killed, parent lives (needs root and a v1 memory controller)', () => {
   let agent: Agent | undefined;
 
-  afterEach(async () => {
+  afterEach(async (ctx) => {
+    dumpLogsOnFailure(ctx, agent);
     await agent?.stop();
     agent = undefined;
     await removeAllCgroups();
@@ -25,7 +26,7 @@ describe.skipIf(!hasV1Memory())('cgroup v1: child OOM-killed, parent lives (need
 
     // "PID 1" of the container: a shell that runs a leaking worker and carries on when it dies.
     const parent = cg.spawn('/bin/sh', ['-c',
-      '"$1" "$2" --step-mib 2 --every-ms 100 --quiet; echo "child-died status=$?"; exec sleep 600',
+      '"$1" "$2" --step-mib 1 --every-ms 100 --quiet; echo "child-died status=$?"; exec sleep 600',
       'sh', process.execPath, RAMP], { stdio: 'pipe' });
     const parentExit = exitOf(parent);
     let out = '';

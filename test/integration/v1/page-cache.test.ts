@@ -6,14 +6,15 @@ import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../..
 import { value } from '../../helpers/metrics.js';
 import {
   bracketedScrape, diskScratchDir, exitOf, isRiskLine, isRunning, kernelView, MiB, readKernelV1, recordResult,
-  removeScratch, sleep,
+  removeScratch, sleep, dumpLogsOnFailure,
 } from '../../helpers/v1.js';
 
 describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v1 memory controller)', () => {
   let agent: Agent | undefined;
   let scratch: string | undefined;
 
-  afterEach(async () => {
+  afterEach(async (ctx) => {
+    dumpLogsOnFailure(ctx, agent);
     await agent?.stop();
     agent = undefined;
     await removeAllCgroups();
@@ -30,11 +31,8 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
     const c = { container: 'cache' };
     await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', c) !== undefined);
 
-    // Write with O_DIRECT: cgroup v1 has no per-cgroup dirty throttling, so a buffered dd lets dirty +
-    // writeback pages fill ~90% of a 64M cgroup until the flusher catches up (measured on this
-    // kernel). headroom rightly counts dirty/writeback as not reclaimable yet, so a buffered write
-    // would warn; this test is about clean page cache, which the read-back below creates (2x the limit,
-    // twice, so the kernel must keep evicting it).
+    // Write with O_DIRECT: this test is about clean page cache, which the read-back below creates (2x
+    // the limit, twice, so the kernel must keep evicting it). The buffered write is the next test.
     const child = cg.spawn('/bin/sh', ['-c',
       'dd if=/dev/zero of="$1" bs=1M count=128 oflag=direct status=none && cat "$1" > /dev/null && cat "$1" > /dev/null && echo read-done && exec sleep 600',
       'sh', `${scratch}/flood.dat`], { stdio: 'pipe' });
@@ -100,5 +98,37 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
     await exit;
     await sleep(0);
     expect(readKernelV1(cg.dir).oomKill).toBe(0);
+  });
+
+  it('a buffered write flood (dirty pages, no per-cgroup dirty throttling on v1) raises no OOM risk', async () => {
+    const limit = 64 * MiB;
+    scratch = diskScratchDir();
+    const cg = makeCgroup(ownV1MemoryDir(), 'hr-dirty', 1, limit);
+    agent = await startAgent(['--cgroup', cg.dir, '--container', 'writer', '--interval', '200ms', '--peak-window', '10m']);
+    const a = agent;
+    const c = { container: 'writer' };
+    await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', c) !== undefined);
+
+    const child = cg.spawn('/bin/sh', ['-c', 'dd if=/dev/zero of="$1" bs=1M count=128 status=none && echo write-done && exec sleep 600',
+      'sh', `${scratch}/dirty.dat`], { stdio: 'pipe' });
+    const exit = exitOf(child);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    let inFlightPeak = 0;
+    await waitFor('the buffered write to finish', async () => {
+      const s = (await a.snapshot()).containers.find((x: any) => x.container === 'writer');
+      const b = s?.memory?.breakdown;
+      if (b) inFlightPeak = Math.max(inFlightPeak, (b.file_dirty ?? 0) + (b.file_writeback ?? 0));
+      return out.includes('write-done');
+    }, 90_000, 100);
+    const m = await a.metrics();
+    // dirty pages were there (the in-flight path was exercised), and none of it counted toward OOM
+    expect(inFlightPeak).toBeGreaterThan(0);
+    expect(value(m, 'headroom_memory_unreclaimable_max_bytes', c)).toBeLessThan(0.5 * limit);
+    expect(value(m, 'headroom_oom_kills_total', c)).toBe(0);
+    expect(a.logs.filter((l) => l['risk'] !== undefined)).toEqual([]);
+    recordResult('b2-buffered-write', { limit, inFlightPeak, unreclaimableMax: value(m, 'headroom_memory_unreclaimable_max_bytes', c) });
+    child.kill('SIGKILL');
+    await exit;
   });
 });

@@ -5,13 +5,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
 import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
-import { bracketedScrape, exitOf, firstLog, isRiskLine, kernelView, MiB, recordResult } from '../../helpers/v1.js';
+import { bracketedScrape, exitOf, firstLog, isRiskLine, kernelView, MiB, recordResult, dumpLogsOnFailure } from '../../helpers/v1.js';
 
 describe.skipIf(!hasV1Memory() || !existsSync('/dev/shm'))('cgroup v1: /dev/shm is unreclaimable (needs root, v1 memory, /dev/shm)', () => {
   let agent: Agent | undefined;
   let shmFile: string | undefined;
 
-  afterEach(async () => {
+  afterEach(async (ctx) => {
+    dumpLogsOnFailure(ctx, agent);
     await agent?.stop();
     agent = undefined;
     // The tmpfs pages stay charged to the cgroup (and in RAM) until the file is removed.

@@ -82,7 +82,7 @@ export function expectedView(k: KernelMemory): { workingSet: number; reclaimable
   return {
     workingSet: Math.max(0, k.current - inactive),
     reclaimable,
-    unreclaimable: Math.max(0, k.current - reclaimable),
+    unreclaimable: Math.max(0, k.current - reclaimable - s['file_dirty']! - s['file_writeback']!),
   };
 }
 
