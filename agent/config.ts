@@ -27,6 +27,10 @@ export interface Config {
   /** pod mode with several containers: main-process comm -> container name */
   readonly containerMap: ReadonlyMap<string, string>;
   readonly memoryRequest: number | undefined;
+  /** the app's limits.memory from the downward API: checked against the cgroup's limit, never used instead of it */
+  readonly memoryLimitDeclared: number | undefined;
+  /** from the downward API (POD_NAME, POD_NAMESPACE): for log lines and Kubernetes Events */
+  readonly pod: { readonly name: string | undefined; readonly namespace: string | undefined };
   readonly risk: RiskConfig;
   readonly logFormat: 'json' | 'text' | 'auto';
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -58,6 +62,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'cgroup', env: 'HEADROOM_CGROUP', help: 'watch this cgroup directory (absolute, or relative to the memory hierarchy)' },
   { name: 'container', env: 'HEADROOM_TARGET_CONTAINER', help: 'container name for the `container` label; in a pod, name=comm,... maps several' },
   { name: 'memory-request', env: 'HEADROOM_MEMORY_REQUEST', help: "the app's requests.memory in bytes (downward API)" },
+  { name: 'memory-limit', env: 'HEADROOM_MEMORY_LIMIT', help: "the app's limits.memory in bytes (downward API); a log line says when the cgroup's limit differs" },
   { name: 'warning-ratio', env: 'HEADROOM_WARNING_RATIO', def: '0.8', help: 'unreclaimable/limit at which risk is warning' },
   { name: 'critical-ratio', env: 'HEADROOM_CRITICAL_RATIO', def: '0.9', help: 'unreclaimable/limit at which risk is critical' },
   { name: 'risk-clear-samples', env: 'HEADROOM_RISK_CLEAR_SAMPLES', def: '5', help: 'samples a cause must stay clear before risk falls' },
@@ -228,6 +233,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
   const { name, map } = parseContainerMap(get('container'));
   const memRaw = get('memory');
   const reqRaw = get('memory-request');
+  const limRaw = get('memory-limit');
   const procRoot = resolve(get('path.proc')!);
   const cgroupRoot = resolve(get('path.cgroup')!);
 
@@ -249,6 +255,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
       containerMap: map,
       // The downward API writes 0 when the app sets no request.
       memoryRequest: reqRaw === undefined || reqRaw.trim() === '0' ? undefined : parseSize('memory-request', reqRaw),
+      memoryLimitDeclared: limRaw === undefined || limRaw.trim() === '0' ? undefined : parseSize('memory-limit', limRaw),
+      pod: { name: env['POD_NAME'] || undefined, namespace: env['POD_NAMESPACE'] || undefined },
       risk: {
         warningRatio,
         criticalRatio,

@@ -64,7 +64,7 @@ function pressureDirFor(layout: CgroupLayout, unifiedPath: string | undefined): 
 }
 
 const PERMISSION_HINT =
-  'permission denied: run headroom as the same UID as the app (securityContext.runAsUser) or add the SYS_PTRACE capability';
+  'permission denied: run headroom with the app\'s UID and GID (securityContext.runAsUser and runAsGroup), or as root with the SYS_PTRACE capability';
 
 /** One process's target (for --pid, and for each group in pod mode). */
 export async function targetForPid(

@@ -59,6 +59,7 @@ function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: 
     discoveryIntervalMs: cfg.discoveryIntervalMs,
     risk: cfg.risk,
     memoryRequest: { container: cfg.container ?? cfg.containerMap.values().next().value, bytes: cfg.memoryRequest },
+    declaredLimit: cfg.memoryLimitDeclared,
     discover,
   });
   sampler.on(logSink(log));
@@ -146,7 +147,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const format = cfg.logFormat === 'auto' ? (process.stderr.isTTY ? 'text' : 'json') : cfg.logFormat;
   const log = createLogger({ format, level: cfg.logLevel });
   const layout = await detectLayout(cfg.cgroupRoot);
-  log.info(`headroom ${VERSION}: cgroup ${layout.mode}${layout.memoryRoot ? ` (memory controller at ${layout.memoryRoot})` : ''}, mode ${cfg.mode}`);
+  const pod = cfg.pod.name ? `, pod ${cfg.pod.namespace ?? '?'}/${cfg.pod.name}` : '';
+  log.info(`headroom ${VERSION}: cgroup ${layout.mode}${layout.memoryRoot ? ` (memory controller at ${layout.memoryRoot})` : ''}, mode ${cfg.mode}${pod}`);
   try {
     return cfg.mode === 'run' ? await runMode(cfg, layout, log) : await watchMode(cfg, layout, log);
   } catch (err) {

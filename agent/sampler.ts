@@ -7,6 +7,7 @@ import { INITIAL_RISK, nextRisk, type RiskConfig, type RiskLevel, type RiskState
 import { CounterFamily, MonotonicCounter } from './counters.js';
 import type { DiscoveryResult, Target } from './discovery.js';
 import type { AgentEvent, EventListener } from './events.js';
+import { humanBytes } from './log.js';
 import { readCgroupPids, topProcessGroups, type ProcessGroup } from './processes.js';
 import { readAncestorLimitV2, readCgroupV2, readEventsV2 } from './sources/cgroup-v2.js';
 import { readCgroupV1 } from './sources/cgroup-v1.js';
@@ -23,6 +24,8 @@ export interface SamplerOptions {
   readonly risk: RiskConfig;
   /** requests.memory of the named container (downward API) */
   readonly memoryRequest: { readonly container: string | undefined; readonly bytes: number | undefined };
+  /** limits.memory of the named container (downward API), compared once with the cgroup's limit */
+  readonly declaredLimit?: number | undefined;
   readonly discover: () => Promise<DiscoveryResult>;
   readonly now?: () => number;
 }
@@ -69,6 +72,8 @@ interface TargetState {
   restarts: number;
   risk: RiskState;
   reportedKills: number;
+  /** the declared limit was compared with this instance's cgroup limit */
+  limitChecked: boolean;
   /** false until the first oom_kill value was seen: kills before headroom started are history, not news */
   killsPrimed: boolean;
   processes: ProcessGroup[];
@@ -185,7 +190,7 @@ export class Sampler {
         st = {
           target, instance: target.dir ? target.id : undefined, present: true, gone: false, ancestorLimit: undefined, ring: [], latest: undefined,
           oomKills: new MonotonicCounter(), events: new CounterFamily(), pressure: new CounterFamily(), refaults: new CounterFamily(),
-          restarts: 0, risk: INITIAL_RISK, reportedKills: 0, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
+          restarts: 0, risk: INITIAL_RISK, reportedKills: 0, limitChecked: false, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
         };
         this.states.set(target.name, st);
         if (target.dir) this.emit({ type: 'target_added', container: target.name, dir: target.dir, version: target.version });
@@ -195,6 +200,7 @@ export class Sampler {
           st.oomKills.rebase(); st.events.rebase(); st.pressure.rebase(); st.refaults.rebase();
           st.ring = []; st.latest = undefined; st.risk = INITIAL_RISK;
           st.restarts++;
+          st.limitChecked = false;
           this.emit({ type: 'restart', container: target.name, restarts: st.restarts });
         } else {
           this.emit({ type: 'target_added', container: target.name, dir: target.dir, version: target.version });
@@ -312,9 +318,33 @@ export class Sampler {
     const cutoff = t - this.opts.peakWindowMs;
     while (st.ring.length > 0 && st.ring[0]!.t <= cutoff) st.ring.shift();
     this.checkKills(st);
+    this.checkDeclaredLimit(st, view);
     const prev = st.risk.level;
     st.risk = nextRisk(st.risk, { unreclaimable: view.unreclaimable, limit: view.limit }, this.opts.risk);
     if (st.risk.level !== prev) this.emit({ type: 'risk', container: name, from: prev, to: st.risk.level, view });
+  }
+
+  /**
+   * The pod spec's limit (downward API) and the kernel's can differ: a tighter pod-level limit, an
+   * in-place resize not applied yet, or no limit at all (the downward API then gives the node's
+   * allocatable memory). The kernel's is what kills; say once when they differ.
+   */
+  private checkDeclaredLimit(st: TargetState, view: MemoryView): void {
+    const declared = this.opts.declaredLimit;
+    if (st.limitChecked || declared === undefined || !this.requestApplies(st)) return;
+    st.limitChecked = true;
+    if (view.limit !== undefined && Math.abs(view.limit - declared) < 4096) return;
+    const found = view.limit === undefined ? 'no cgroup limit' : `a cgroup limit of ${humanBytes(view.limit)}`;
+    this.emit({ type: 'note', message: `container ${st.target.name}: the pod spec says limits.memory ${humanBytes(declared)}, the kernel enforces ${found} (a pod-level limit, a pending resize, or no limit set); headroom uses the kernel's` });
+  }
+
+  /** The downward-API request/limit belong to the named container; unnamed, only to a pod's single container. */
+  private requestApplies(st: TargetState): boolean {
+    const c = this.opts.memoryRequest.container;
+    if (c !== undefined) return c === st.target.name;
+    let present = 0;
+    for (const s of this.states.values()) if (s.present) present++;
+    return present === 1 && st.present;
   }
 
   private updateCounters(st: TargetState, raw: RawCgroupMemory): void {
@@ -358,8 +388,6 @@ export class Sampler {
 
   status(): TargetStatus[] {
     const out: TargetStatus[] = [];
-    let presentCount = 0;
-    for (const st of this.states.values()) if (st.present) presentCount++;
     for (const st of this.states.values()) {
       let wsMax: number | undefined;
       let unMax: number | undefined;
@@ -368,8 +396,6 @@ export class Sampler {
         unMax = Math.max(unMax ?? 0, s.view.unreclaimable);
       }
       const req = this.opts.memoryRequest;
-      // The request belongs to the named container; unnamed, only to a pod's single container.
-      const requestApplies = req.container !== undefined ? req.container === st.target.name : presentCount === 1 && st.present;
       out.push({
         name: st.target.name,
         target: st.target,
@@ -383,7 +409,7 @@ export class Sampler {
         refaults: st.refaults.entries(),
         restarts: st.restarts,
         risk: st.risk.level,
-        request: req.bytes !== undefined && requestApplies ? req.bytes : undefined,
+        request: req.bytes !== undefined && this.requestApplies(st) ? req.bytes : undefined,
         processes: st.present ? st.processes : [],
       });
     }

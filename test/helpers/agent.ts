@@ -39,6 +39,9 @@ export interface StartOptions {
    * `proc` is then the wrapper's process.
    */
   readonly wrap?: readonly string[];
+  /** the agent's entry script (default: this repo's dist/agent/main.js) */
+  readonly main?: string;
+  readonly cwd?: string;
 }
 
 /** Poll until fn returns a truthy value; rejects with `what` after timeoutMs. */
@@ -58,10 +61,11 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 }
 
 export async function startAgent(args: readonly string[], opts: StartOptions = {}): Promise<Agent> {
-  const argv = [MAIN, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args];
+  const argv = [opts.main ?? MAIN, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args];
   const [file, ...pre] = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, process.execPath] : [process.execPath];
   const proc = spawn(file!, [...pre, ...argv], {
     env: { ...process.env, ...opts.env },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];

@@ -23,13 +23,13 @@ const target = (id: string, dir: string): Target => ({
   name: 'app', id, dir, version: 2, limitRoot: undefined, pressureDir: undefined, pids: [], problem: undefined,
 });
 
-function setup(initial: Target) {
+function setup(initial: Target, declaredLimit?: number) {
   let current: Target | undefined = initial;
   let t = 0;
   const events: AgentEvent[] = [];
   const sampler = new Sampler({
     procRoot: join(tmp, 'noproc'), intervalMs: 1000, peakWindowMs: 3000, processIntervalMs: 1e9, topProcesses: 0,
-    discoveryIntervalMs: 0, risk: DEFAULT_RISK, memoryRequest: { container: undefined, bytes: undefined },
+    discoveryIntervalMs: 0, risk: DEFAULT_RISK, memoryRequest: { container: undefined, bytes: undefined }, declaredLimit,
     discover: async () => ({ targets: current ? [current] : [], errors: [], notes: [] }),
     now: () => t,
   });
@@ -104,5 +104,17 @@ describe('sampler', () => {
     expect(st.latest).toBeUndefined();
     expect(s.sampler.readErrors()).toEqual([{ container: 'app', source: 'memory.stat', count: 1 }]);
     expect(s.sampler.ready).toBe(true); // a bad file never stops sampling
+  });
+
+  it('says once when the pod spec limit (downward API) differs from the kernel limit', async () => {
+    const f = cgroupCopy('v2/anon', 'f'); // memory.max 256 MiB
+    const s = setup(target('f', f), 512 * 1024 * 1024);
+    await s.tick(); await s.tick();
+    const notes = s.events.filter((e) => e.type === 'note').map((e) => (e as { message: string }).message);
+    expect(notes).toEqual(['container app: the pod spec says limits.memory 512 MiB, the kernel enforces a cgroup limit of 256 MiB (a pod-level limit, a pending resize, or no limit set); headroom uses the kernel\'s']);
+    const g = cgroupCopy('v2/anon', 'g');
+    const same = setup(target('g', g), 268435456);
+    await same.tick();
+    expect(same.events.filter((e) => e.type === 'note')).toEqual([]);
   });
 });
