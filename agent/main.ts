@@ -96,8 +96,12 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
     server = await serve(cfg, sampler, layout, log);
     await sampler.sampleNow();
     const child = spawnInCgroup(cfg.command, cg.procsFiles);
+    let stopRequested = false; // SIGTERM/SIGINT while the command runs: pass it on, then no --linger
     const relays = RELAYED_SIGNALS.map((s) => {
-      const h = () => { child.kill(s); };
+      const h = () => {
+        if (s === 'SIGTERM' || s === 'SIGINT') stopRequested = true;
+        child.kill(s);
+      };
       process.on(s, h);
       return () => process.off(s, h);
     });
@@ -112,7 +116,7 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
     await sampler.sampleNow(); // the final counters (an OOM kill) before the cgroup goes away
     const status = exitStatus(code, signal);
     log.info(`command exited with ${signal ? `signal ${signal}` : `status ${code}`}`, { container: name, exit_status: status });
-    if (cfg.lingerMs > 0) {
+    if (cfg.lingerMs > 0 && !stopRequested) {
       log.info(`still serving metrics for ${cfg.lingerMs / 1000}s (--linger)`);
       const stop = new AbortController();
       const onSignal = () => stop.abort();

@@ -148,4 +148,18 @@ describe.skipIf(!hasV1Memory())('cgroup v1: headroom run (needs root and a v1 me
       if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill('SIGKILL'); // don't wait out the linger
     }
   });
+
+  it('SIGTERM while the command runs is passed on, and then there is no --linger: the pod can stop', async () => {
+    agent = await startAgent(['run', '--memory', '64M', '--linger', '60s', '--', 'sleep', '600']);
+    const a = agent;
+    await waitFor('the command to start', () => a.logs.some((l) => l.msg.startsWith('started')), 30_000);
+    a.proc.kill('SIGTERM');
+    try {
+      const code = await Promise.race([a.exited, sleep(15_000).then(() => 'still running 15 s after SIGTERM (linger 60 s)')]);
+      expect(code).toBe(143); // sleep died of the relayed SIGTERM: 128 + 15
+      expect(a.logs.some((l) => l.msg.includes('--linger'))).toBe(false);
+    } finally {
+      if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill('SIGKILL');
+    }
+  });
 });
