@@ -45,4 +45,7 @@ COPY package.json ./
 # the app's UID instead (see deploy/kustomize/components/headroom).
 USER 65532:65532
 EXPOSE 9847
-CMD ["dist/agent/main.js"]
+# Node flags, measured with scripts/bench.mjs (docs/benchmarks.md): --lite-mode (no optimizing JIT:
+# less code memory, and less CPU for this steady, tiny workload), a 1 MiB young generation, and a
+# heap cap well above what the agent uses.
+CMD ["--lite-mode", "--max-semi-space-size=1", "--max-old-space-size=64", "dist/agent/main.js"]

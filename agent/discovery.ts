@@ -7,7 +7,7 @@ import {
   type CgroupLayout, type ResolvedDir,
 } from './sources/cgroup.js';
 import { isKernelThread, listPids, readProcStat } from './sources/procfs.js';
-import { isGone, type ReadError } from './sources/read.js';
+import { isGone, mapInBatches, type ReadError } from './sources/read.js';
 import type { CgroupVersion } from './sources/raw.js';
 
 export interface Target {
@@ -162,7 +162,7 @@ export async function discoverPod(
   if (!pids.ok) return { targets: [], errors: [{ container: undefined, error: pids.error }], notes };
 
   const groups = new Map<string, Group>();
-  await Promise.all(pids.value.map(async (pid) => {
+  await mapInBatches(pids.value, 64, async (pid) => {
     const [st, pc] = await Promise.all([readProcStat(env.procRoot, pid), readProcCgroup(env.procRoot, pid)]);
     // A process that exits mid-read is normal churn, not an error.
     if (!st.ok) { if (!isGone(st.error.code)) errors.push({ container: undefined, error: st.error }); return; }
@@ -180,7 +180,7 @@ export async function discoverPod(
     if (st.value.startTime < g.mainStart || (st.value.startTime === g.mainStart && pid < g.mainPid)) {
       g.mainComm = st.value.comm; g.mainStart = st.value.startTime; g.mainPid = pid;
     }
-  }));
+  });
 
   const ordered = [...groups.values()].sort((a, b) => a.mainStart - b.mainStart || a.mainPid - b.mainPid);
   if (naming.container !== undefined && ordered.length > 1) {

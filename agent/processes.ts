@@ -3,7 +3,7 @@
 // processes of the top groups, at most MAX_ROLLUPS per pass.
 import { join } from 'node:path';
 import { readSmapsRollup, readStatusMemory } from './sources/procfs.js';
-import { isGone, readText, type ReadError } from './sources/read.js';
+import { isGone, mapInBatches, readText, type ReadError } from './sources/read.js';
 
 export const PROCESS_TYPES = ['rss', 'pss', 'uss', 'swap'] as const;
 export type ProcessType = (typeof PROCESS_TYPES)[number];
@@ -35,7 +35,7 @@ export async function topProcessGroups(
   const errors: ReadError[] = [];
   if (topN <= 0 || pids.length === 0) return { groups: [], errors };
   const byComm = new Map<string, Acc>();
-  const statuses = await Promise.all(pids.map((pid) => readStatusMemory(procRoot, pid)));
+  const statuses = await mapInBatches(pids, 64, (pid) => readStatusMemory(procRoot, pid));
   statuses.forEach((r, i) => {
     if (!r.ok) { if (!isGone(r.error.code)) errors.push(r.error); return; }
     const comm = r.value.name ?? '?';
@@ -50,9 +50,11 @@ export async function topProcessGroups(
   let budget = MAX_ROLLUPS;
   const groups: Array<ProcessGroup & { rank: number }> = [];
   for (const acc of candidates) {
-    const take = acc.pids.slice(0, Math.max(0, budget));
+    // A group larger than what is left of the budget could only get a partial PSS, which is never
+    // exported: spend no page-table walks on it and report its RSS and swap from status.
+    const take = acc.pids.length <= budget ? acc.pids : [];
     budget -= take.length;
-    const rollups = await Promise.all(take.map((pid) => readSmapsRollup(procRoot, pid)));
+    const rollups = await mapInBatches(take, 4, (pid) => readSmapsRollup(procRoot, pid));
     let rss = 0, pss = 0, uss = 0, swap = 0, alive = 0;
     let complete = take.length === acc.pids.length;
     for (const r of rollups) {

@@ -28,6 +28,8 @@ const { values: opt } = parseArgs({
     sizes: { type: 'string', default: '1,100,1000' },
     out: { type: 'string', default: join(REPO, 'docs/benchmarks.md') },
     'headroom-args': { type: 'string', default: '' },
+    // The node flags the image runs headroom with (Dockerfile CMD); measured as a second headroom row.
+    'node-args': { type: 'string', default: '--lite-mode --max-semi-space-size=1 --max-old-space-size=64' },
   },
 });
 const SECONDS = Number(opt.seconds);
@@ -131,6 +133,8 @@ function exporters(load, ports) {
   return [
     { name: 'headroom', port: ports.headroom, path: '/metrics',
       start: () => start(process.execPath, [join(REPO, 'dist/agent/main.js'), '--cgroup', load.dir, '--listen', `127.0.0.1:${ports.headroom}`, ...headroomArgs], { HEADROOM_LOG_FORMAT: 'json' }) },
+    ...(opt['node-args'] ? [{ name: 'headroom (image flags)', port: ports.headroomFlags, path: '/metrics',
+      start: () => start(process.execPath, [...opt['node-args'].split(' '), join(REPO, 'dist/agent/main.js'), '--cgroup', load.dir, '--listen', `127.0.0.1:${ports.headroomFlags}`, ...headroomArgs], { HEADROOM_LOG_FORMAT: 'json' }) }] : []),
     { name: 'node-exporter', port: ports.node, path: '/metrics',
       start: () => start('/usr/bin/prometheus-node-exporter', [`--web.listen-address=127.0.0.1:${ports.node}`]) },
     { name: 'process-exporter', port: ports.process, path: '/metrics',
@@ -142,7 +146,7 @@ async function measure(n) {
   const load = makeLoad(n);
   await sleep(3000);
   const count = readFileSync(join(load.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
-  const ports = { headroom: await freePort(), node: await freePort(), process: await freePort() };
+  const ports = { headroom: await freePort(), headroomFlags: await freePort(), node: await freePort(), process: await freePort() };
   const ex = exporters(load, ports);
   for (const e of ex) { e.proc = e.start(); await waitUp(`http://127.0.0.1:${e.port}${e.path}`); }
   await sleep(10_000); // settle, then idle memory (no scrapes yet beyond the first)
@@ -188,11 +192,12 @@ function table(results) {
   return rows.join('\n');
 }
 function ratios(results) {
-  const rows = ['| processes | vs | idle RSS | peak RSS | CPU | scrape p50 | scrape p99 | body |', '|---|---|---|---|---|---|---|---|'];
+  const rows = ['| processes | headroom | vs | idle RSS | peak RSS | CPU | scrape p50 | scrape p99 | body |', '|---|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
-    const h = r.ex.find((e) => e.name === 'headroom');
-    for (const e of r.ex.filter((x) => x.name !== 'headroom')) {
-      rows.push(`| ${r.count} | ${e.name} | ${f2(h.idle.rss / e.idle.rss)} | ${f2(h.peak / e.peak)} | ${f2(h.cpuPerMin / e.cpuPerMin)} | ${f2(h.p50 / e.p50)} | ${f2(h.p99 / e.p99)} | ${f2(h.bytes / e.bytes)} |`);
+    for (const h of r.ex.filter((x) => x.name.startsWith('headroom'))) {
+      for (const e of r.ex.filter((x) => !x.name.startsWith('headroom'))) {
+        rows.push(`| ${r.count} | ${h.name} | ${e.name} | ${f2(h.idle.rss / e.idle.rss)} | ${f2(h.peak / e.peak)} | ${f2(h.cpuPerMin / e.cpuPerMin)} | ${f2(h.p50 / e.p50)} | ${f2(h.p99 / e.p99)} | ${f2(h.bytes / e.bytes)} |`);
+      }
     }
   }
   return rows.join('\n');
@@ -211,7 +216,7 @@ async function main() {
   const machine = [
     `- date: ${new Date().toISOString()}`,
     `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), kernel ${sh('uname -r')}, cgroup v${results[0]?.version} memory controller`,
-    `- headroom ${JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version} on Node ${process.version}${opt['headroom-args'] ? ` with ${opt['headroom-args']}` : ''}`,
+    `- headroom ${JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version} on Node ${process.version}${opt['headroom-args'] ? ` with ${opt['headroom-args']}` : ''}; "image flags" = node ${opt['node-args']}`,
     `- ${ver('/usr/bin/prometheus-node-exporter')}`,
     `- ${ver('/usr/bin/prometheus-process-exporter')}`,
     `- ${SECONDS} s at one scrape per second for CPU; ${SCRAPES} sequential scrapes for latency`,

@@ -2,7 +2,7 @@
 // cmdline in full (they can hold secrets); later features read single named keys only.
 import { join } from 'node:path';
 import { parseKbLines } from './parse.js';
-import { listDir, ParseError, readParsed, readText, type ReadResult } from './read.js';
+import { listDir, ParseError, readParsed, readText, readTextAsync, type ReadResult } from './read.js';
 
 export async function listPids(procRoot: string): Promise<ReadResult<number[]>> {
   const r = await listDir('proc', procRoot);
@@ -90,14 +90,27 @@ export function parseSmapsRollup(text: string, path: string): ProcMemory {
 
 /** /proc/PID/status: cheap RSS (VmRSS) and swap (VmSwap); no PSS. Kernel threads have no VmRSS. */
 export function parseStatusMemory(text: string, path: string): ProcMemory & { readonly name: string | undefined } {
-  const kv = parseKbLines(text);
-  const name = /^Name:\s+(.*)$/m.exec(text)?.[1];
+  // Read per process every --process-interval: pick the three lines out instead of parsing ~55.
+  const name = lineValue(text, 'Name:');
   if (name === undefined) throw new ParseError(path, undefined, 'no Name line');
-  return { name, rss: kv.get('VmRSS'), pss: undefined, uss: undefined, swap: kv.get('VmSwap') };
+  return { name, rss: kbValue(text, 'VmRSS:'), pss: undefined, uss: undefined, swap: kbValue(text, 'VmSwap:') };
+}
+
+function lineValue(text: string, key: string): string | undefined {
+  const at = text.startsWith(key) ? 0 : text.indexOf('\n' + key) + 1;
+  if (at <= 0 && !text.startsWith(key)) return undefined;
+  const end = text.indexOf('\n', at);
+  return text.slice(at + key.length, end < 0 ? undefined : end).trim();
+}
+
+function kbValue(text: string, key: string): number | undefined {
+  const v = lineValue(text, key);
+  const m = v === undefined ? null : /^(\d+) kB$/.exec(v);
+  return m ? Number(m[1]) * 1024 : undefined;
 }
 
 export function readSmapsRollup(procRoot: string, pid: number): Promise<ReadResult<ProcMemory>> {
-  return readParsed('proc', join(procRoot, String(pid), 'smaps_rollup'), parseSmapsRollup);
+  return readParsed('proc', join(procRoot, String(pid), 'smaps_rollup'), parseSmapsRollup, readTextAsync);
 }
 
 export function readStatusMemory(procRoot: string, pid: number) {

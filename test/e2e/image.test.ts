@@ -34,6 +34,12 @@ const all = stages(dockerfile);
 const runtime = all.at(-1)!;
 const instr = (s: Stage, word: string) => s.lines.filter((l) => l.toUpperCase().startsWith(`${word} `));
 
+/** The runtime stage's CMD as an argument list (the distroless entrypoint is node). */
+function imageCmd(): string[] {
+  const line = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('CMD ')).at(-1)!;
+  return JSON.parse(line.slice(4)) as string[];
+}
+
 describe('Dockerfile', () => {
   it('builds on node:22 and installs production dependencies without running scripts', () => {
     const builders = all.slice(0, -1);
@@ -52,7 +58,9 @@ describe('Dockerfile', () => {
     const user = instr(runtime, 'USER');
     expect(user).toHaveLength(1);
     expect(user[0]).toMatch(/^USER\s+65532(:65532)?$/);
-    expect(instr(runtime, 'CMD')).toEqual(['CMD ["dist/agent/main.js"]']);
+    // node flags first (lite mode, small heap: measured in docs/benchmarks.md), then the agent
+    expect(imageCmd().at(-1)).toBe('dist/agent/main.js');
+    expect(imageCmd().slice(0, -1).every((a) => a.startsWith('--'))).toBe(true);
     expect(instr(runtime, 'ENTRYPOINT')).toEqual([]); // the base image's entrypoint is node
     expect(instr(runtime, 'EXPOSE')).toEqual(['EXPOSE 9847']);
     expect(instr(runtime, 'RUN')).toEqual([]); // no shell in distroless
@@ -122,6 +130,7 @@ describe('the runtime stage, rebuilt without an engine', () => {
     const pid = target.pid!;
     agent = await startAgent(['--pid', String(pid), '--container', 'app', '--interval', '200ms'], {
       main: join(root, 'dist/agent/main.js'),
+      nodeArgs: imageCmd().slice(0, -1), // exactly as the image starts it
       cwd: root,
       wrap: asNonroot,
       env: { NODE_ENV: 'production' },

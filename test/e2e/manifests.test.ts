@@ -177,7 +177,7 @@ function expectHeadroomSidecar(d: Obj, app: string): Obj {
   expect(sc['runAsGroup']).toBeGreaterThanOrEqual(0);
   expect(restrictedViolations({ ...pod, containers: [], initContainers: [h] })).toEqual([]);
 
-  expect(h!['resources']).toEqual({ requests: { cpu: '10m', memory: '80Mi' }, limits: { memory: '128Mi' } });
+  expect(h!['resources']).toEqual({ requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '128Mi' } });
 
   const meta = d['spec']['template']['metadata'];
   expect(meta['labels']['headroom.dev/scrape']).toBe('true');

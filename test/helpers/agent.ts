@@ -41,6 +41,8 @@ export interface StartOptions {
   readonly wrap?: readonly string[];
   /** the agent's entry script (default: this repo's dist/agent/main.js) */
   readonly main?: string;
+  /** node flags before the script, e.g. the image's CMD flags */
+  readonly nodeArgs?: readonly string[];
   readonly cwd?: string;
 }
 
@@ -61,7 +63,7 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 }
 
 export async function startAgent(args: readonly string[], opts: StartOptions = {}): Promise<Agent> {
-  const argv = [opts.main ?? MAIN, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args];
+  const argv = [...(opts.nodeArgs ?? []), opts.main ?? MAIN, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args];
   const [file, ...pre] = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, process.execPath] : [process.execPath];
   const proc = spawn(file!, [...pre, ...argv], {
     env: { ...process.env, ...opts.env },
