@@ -38,6 +38,12 @@ export interface Config {
   readonly memoryLimit: number | undefined;
   readonly lingerMs: number;
   readonly command: readonly string[];
+  /** notification sinks (README "Notifications") */
+  readonly sinks: {
+    readonly alertmanagerUrl: string | undefined;
+    readonly webhookUrl: string | undefined;
+    readonly kubernetesEvents: boolean;
+  };
 }
 
 export interface FlagSpec {
@@ -66,10 +72,17 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'warning-ratio', env: 'HEADROOM_WARNING_RATIO', def: '0.8', help: 'unreclaimable/limit at which risk is warning' },
   { name: 'critical-ratio', env: 'HEADROOM_CRITICAL_RATIO', def: '0.9', help: 'unreclaimable/limit at which risk is critical' },
   { name: 'risk-clear-samples', env: 'HEADROOM_RISK_CLEAR_SAMPLES', def: '5', help: 'samples a cause must stay clear before risk falls' },
+  { name: 'eta-window', env: 'HEADROOM_ETA_WINDOW', def: '60s', help: 'trailing window of the growth trend (time-to-OOM), the PSI full rate and memory.high events' },
+  { name: 'eta-warning', env: 'HEADROOM_ETA_WARNING', def: '300s', help: 'predicted time to OOM at which risk is warning' },
+  { name: 'eta-critical', env: 'HEADROOM_ETA_CRITICAL', def: '60s', help: 'predicted time to OOM at which risk is critical' },
+  { name: 'psi-full-warning', env: 'HEADROOM_PSI_FULL_WARNING', def: '0.1', help: 'PSI memory full stall rate over --eta-window (stalled s/s) at which risk is warning' },
   { name: 'log-format', env: 'HEADROOM_LOG_FORMAT', def: 'auto', help: 'json (one event per line), text, or auto: text on a terminal, else json' },
   { name: 'log-level', env: 'HEADROOM_LOG_LEVEL', def: 'info', help: 'debug, info, warn or error' },
   { name: 'memory', env: 'HEADROOM_RUN_MEMORY', help: 'run: memory limit of the cgroup made for the command (e.g. 256M)' },
   { name: 'linger', env: 'HEADROOM_RUN_LINGER', def: '0s', help: 'run: keep serving /metrics this long after the command exits' },
+  { name: 'alertmanager-url', env: 'HEADROOM_ALERTMANAGER_URL', help: 'send risk changes and OOM kills as alerts to this Alertmanager (v2 API), e.g. http://alertmanager:9093' },
+  { name: 'webhook-url', env: 'HEADROOM_WEBHOOK_URL', help: 'POST risk changes and OOM kills as JSON to this URL' },
+  { name: 'kubernetes-events', env: 'HEADROOM_KUBERNETES_EVENTS', boolean: true, help: 'write risk changes and OOM kills as Kubernetes Events on the pod (the variable: true or false)' },
   { name: 'help', boolean: true, help: 'print this help' },
   { name: 'version', boolean: true, help: 'print the version' },
 ];
@@ -119,6 +132,23 @@ function parseRatio(flag: string, raw: string): number {
     throw new ConfigError(`invalid --${flag} ${JSON.stringify(raw)}: expected a ratio between 0 and 1, like 0.8`);
   }
   return v;
+}
+
+function parseUrl(flag: string, raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  let u: URL | undefined;
+  try { u = new URL(raw.trim()); } catch { /* below */ }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+    throw new ConfigError(`invalid --${flag} ${JSON.stringify(raw)}: expected an http:// or https:// URL`);
+  }
+  return u.href;
+}
+
+function parseBoolEnv(name: string, raw: string | undefined): boolean {
+  const v = raw?.trim().toLowerCase();
+  if (v === undefined || v === '' || v === 'false' || v === '0') return false;
+  if (v === 'true' || v === '1') return true;
+  throw new ConfigError(`invalid ${name} ${JSON.stringify(raw)}: expected true or false`);
 }
 
 export function parseListen(raw: string): Config['listen'] {
@@ -229,6 +259,11 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
   const warningRatio = parseRatio('warning-ratio', get('warning-ratio')!);
   const criticalRatio = parseRatio('critical-ratio', get('critical-ratio')!);
   if (criticalRatio < warningRatio) throw new ConfigError('invalid --critical-ratio: must not be below --warning-ratio');
+  const etaWindowMs = parseDuration('eta-window', get('eta-window')!);
+  if (etaWindowMs < intervalMs * 4) throw new ConfigError('invalid --eta-window: must be at least 4 times --interval');
+  const etaWarningMs = parseDuration('eta-warning', get('eta-warning')!);
+  const etaCriticalMs = parseDuration('eta-critical', get('eta-critical')!);
+  if (etaCriticalMs > etaWarningMs) throw new ConfigError('invalid --eta-critical: must not be above --eta-warning');
 
   const { name, map } = parseContainerMap(get('container'));
   const memRaw = get('memory');
@@ -261,11 +296,20 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
         warningRatio,
         criticalRatio,
         clearSamples: parseIntFlag('risk-clear-samples', get('risk-clear-samples')!, 1, 10_000),
+        etaWindowMs,
+        etaWarningS: etaWarningMs / 1000,
+        etaCriticalS: etaCriticalMs / 1000,
+        psiFullWarning: parseRatio('psi-full-warning', get('psi-full-warning')!),
       },
       logFormat,
       logLevel: logLevel as Config['logLevel'],
       memoryLimit: memRaw === undefined ? undefined : parseSize('memory', memRaw),
       lingerMs: parseDuration('linger', get('linger')!),
+      sinks: {
+        alertmanagerUrl: parseUrl('alertmanager-url', get('alertmanager-url')),
+        webhookUrl: parseUrl('webhook-url', get('webhook-url')),
+        kubernetesEvents: values['kubernetes-events'] === true || parseBoolEnv('HEADROOM_KUBERNETES_EVENTS', env['HEADROOM_KUBERNETES_EVENTS']),
+      },
       command: mode === 'run' ? after : [],
     },
   };

@@ -4,7 +4,15 @@ import type { MemoryView } from './analysis/memory.js';
 import type { ReadError } from './sources/read.js';
 
 export type AgentEvent =
-  | { readonly type: 'risk'; readonly container: string; readonly from: RiskLevel; readonly to: RiskLevel; readonly view: MemoryView }
+  | {
+    readonly type: 'risk'; readonly container: string; readonly from: RiskLevel; readonly to: RiskLevel; readonly view: MemoryView;
+    /** seconds to OOM at the current growth; undefined when unreclaimable memory is not rising (or unlimited) */
+    readonly eta?: number | undefined;
+    /** growth of unreclaimable memory in bytes/s (robust slope over the ETA window) */
+    readonly slope?: number | undefined;
+    /** what raised (or keeps) the new level, in plain words, worst first; empty when cleared */
+    readonly causes?: readonly string[] | undefined;
+  }
   | { readonly type: 'oom_kill'; readonly container: string; readonly count: number; readonly total: number; readonly peakUnreclaimable: number | undefined; readonly limit: number | undefined }
   | { readonly type: 'target_added'; readonly container: string; readonly dir: string | undefined; readonly version: number | undefined }
   | { readonly type: 'target_unreadable'; readonly container: string; readonly problem: string; readonly processesOnly: boolean }

@@ -11,6 +11,8 @@ import { createRegistry } from './metrics.js';
 import { Sampler } from './sampler.js';
 import { createApp, listen } from './server.js';
 import { logSink } from './sinks/log.js';
+import { createSinks } from './sinks/create.js';
+import { Dispatcher } from './sinks/dispatch.js';
 import { detectLayout, type CgroupLayout } from './sources/cgroup.js';
 import { VERSION } from './version.js';
 
@@ -31,8 +33,13 @@ function discoveryFor(cfg: Config, layout: CgroupLayout): () => Promise<Discover
   }
 }
 
-async function serve(cfg: Config, sampler: Sampler, layout: CgroupLayout, log: Logger): Promise<Server> {
-  const registry = createRegistry(sampler, { version: VERSION, cgroupMode: layout.mode, defaultMetrics: process.env['HEADROOM_DEFAULT_METRICS'] !== 'false' });
+async function serve(cfg: Config, sampler: Sampler, layout: CgroupLayout, log: Logger, dispatcher?: Dispatcher): Promise<Server> {
+  const source = {
+    status: () => sampler.status(),
+    readErrors: () => sampler.readErrors(),
+    ...(dispatcher && dispatcher.size > 0 ? { notifications: () => dispatcher.stats() } : {}),
+  };
+  const registry = createRegistry(source, { version: VERSION, cgroupMode: layout.mode, defaultMetrics: process.env['HEADROOM_DEFAULT_METRICS'] !== 'false' });
   const app = createApp({ registry, status: () => sampler.status(), ready: () => sampler.ready, version: VERSION });
   const server = await listen(app, cfg.listen.host, cfg.listen.port);
   const addr = server.address();
@@ -49,7 +56,7 @@ function close(server: Server): Promise<void> {
   });
 }
 
-function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: Logger): Sampler {
+function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: Logger, dispatcher?: Dispatcher): Sampler {
   const sampler = new Sampler({
     procRoot: cfg.procRoot,
     intervalMs: cfg.intervalMs,
@@ -63,6 +70,7 @@ function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: 
     discover,
   });
   sampler.on(logSink(log));
+  if (dispatcher && dispatcher.size > 0) sampler.on(dispatcher.listener);
   return sampler;
 }
 
@@ -70,14 +78,17 @@ async function watchMode(cfg: Config, layout: CgroupLayout, log: Logger): Promis
   if (layout.mode === 'none') {
     log.warn(`no cgroup memory controller found under ${cfg.cgroupRoot}; only per-process numbers will be exported`);
   }
-  const sampler = newSampler(cfg, discoveryFor(cfg, layout), log);
-  const server = await serve(cfg, sampler, layout, log);
+  const dispatcher = new Dispatcher(await createSinks(cfg, log), { log });
+  const sampler = newSampler(cfg, discoveryFor(cfg, layout), log, dispatcher);
+  const server = await serve(cfg, sampler, layout, log, dispatcher);
+  dispatcher.start();
   sampler.start();
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s));
   });
   log.info(`${signal}: shutting down`);
   await sampler.stop();
+  await dispatcher.close();
   await close(server);
   return 0;
 }
@@ -87,13 +98,15 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
   const cg = await createRunCgroup(cfg.procRoot, layout, `headroom-run-${process.pid}`, cfg.memoryLimit, log);
   let server: Server | undefined;
   let sampler: Sampler | undefined;
+  const dispatcher = new Dispatcher(await createSinks(cfg, log), { log });
   try {
     const target: Target = {
       name, id: `run:${cg.dir}`, dir: cg.dir, version: cg.version, limitRoot: undefined,
       pressureDir: cg.pressureDir, pids: [], problem: undefined,
     };
-    sampler = newSampler({ ...cfg, container: name }, async () => ({ targets: [target], errors: [], notes: [] }), log);
-    server = await serve(cfg, sampler, layout, log);
+    sampler = newSampler({ ...cfg, container: name }, async () => ({ targets: [target], errors: [], notes: [] }), log, dispatcher);
+    server = await serve(cfg, sampler, layout, log, dispatcher);
+    dispatcher.start();
     await sampler.sampleNow();
     const child = spawnInCgroup(cfg.command, cg.procsFiles);
     let stopRequested = false; // SIGTERM/SIGINT while the command runs: pass it on, then no --linger
@@ -129,6 +142,7 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
     return status;
   } finally {
     await sampler?.stop();
+    await dispatcher.close(); // delivers what is queued (a final OOM kill) for up to 3 s
     if (server) await close(server);
     await cg.cleanup();
   }

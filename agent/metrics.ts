@@ -8,6 +8,8 @@ import type { TargetStatus } from './sampler.js';
 export interface MetricsSource {
   status(): TargetStatus[];
   readErrors(): ReadonlyArray<{ container: string; source: string; count: number }>;
+  /** notification sinks (agent/sinks/dispatch.ts): sent / failed / dropped per sink */
+  notifications?(): ReadonlyArray<{ sink: string; result: string; count: number }>;
 }
 
 export interface MetricsOptions {
@@ -82,6 +84,8 @@ export function createRegistry(source: MetricsSource, opts: MetricsOptions): Reg
     (set, s) => set({ container: s.name }, s.restarts));
   gauge('headroom_oom_risk', 'OOM risk as a state set: exactly one of ok, warning, critical is 1.', ['container', 'level'] as const,
     (set, s) => { if (!s.latest) return; for (const level of RISK_LEVELS) set({ container: s.name, level }, s.risk === level ? 1 : 0); });
+  gauge('headroom_oom_eta_seconds', 'Predicted seconds until unreclaimable memory reaches the limit at its current growth (Theil-Sen slope over --eta-window); 0 at the limit. Absent when not rising, unlimited, or too few samples.', C,
+    (set, s) => { if (s.latest && s.eta !== undefined) set({ container: s.name }, s.eta); });
   gauge('headroom_process_memory_bytes', 'Top process groups by PSS, grouped by comm: rss, pss, uss (private), swap.', ['container', 'comm', 'type'] as const,
     (set, s) => { for (const g of s.processes) for (const [type, v] of g.bytes) set({ container: s.name, comm: g.comm, type }, v); });
   gauge('headroom_target_readable', '1 when the container cgroup files can be read, 0 when not (see headroom_read_errors_total and the log).', C,
@@ -95,6 +99,17 @@ export function createRegistry(source: MetricsSource, opts: MetricsOptions): Reg
     collect() {
       this.reset();
       for (const e of source.readErrors()) this.inc({ container: e.container, source: e.source }, e.count);
+    },
+  });
+  // Only when sinks are configured (main passes notifications() then): no empty family otherwise.
+  if (source.notifications) new Counter({
+    name: 'headroom_sink_notifications_total',
+    help: 'Risk changes and OOM kills handed to each notification sink: sent, failed (after one retry; the log says why) or dropped (queue full, or a repeat within the minimum interval).',
+    labelNames: ['sink', 'result'],
+    registers,
+    collect() {
+      this.reset();
+      for (const n of source.notifications?.() ?? []) this.inc({ sink: n.sink, result: n.result }, n.count);
     },
   });
   new Gauge({ name: 'headroom_build_info', help: 'headroom version and the cgroup layout it found (v1, v2, hybrid, none). Always 1.', labelNames: ['version', 'cgroup'], registers })

@@ -3,6 +3,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { memoryView, type MemoryView } from './analysis/memory.js';
+import { counterRate, counterRose, estimateEta, type EtaResult, type TrendPoint } from './analysis/eta.js';
 import { INITIAL_RISK, nextRisk, type RiskConfig, type RiskLevel, type RiskState } from './analysis/risk.js';
 import { CounterFamily, MonotonicCounter } from './counters.js';
 import type { DiscoveryResult, Target } from './discovery.js';
@@ -52,6 +53,10 @@ export interface TargetStatus {
   readonly refaults: ReadonlyArray<[string, number]>;
   readonly restarts: number;
   readonly risk: RiskLevel;
+  /** seconds to OOM at the current growth of unreclaimable memory; undefined when not rising */
+  readonly eta: number | undefined;
+  /** growth of unreclaimable memory, bytes/s (Theil–Sen over the ETA window) */
+  readonly growth: number | undefined;
   readonly request: number | undefined;
   readonly processes: readonly ProcessGroup[];
 }
@@ -71,6 +76,7 @@ interface TargetState {
   refaults: CounterFamily;
   restarts: number;
   risk: RiskState;
+  trend: EtaResult;
   reportedKills: number;
   /** the declared limit was compared with this instance's cgroup limit */
   limitChecked: boolean;
@@ -87,6 +93,8 @@ const V1_REFAULTS: ReadonlyArray<[string, string]> = [
 const V2_REFAULTS: ReadonlyArray<[string, string]> = [
   ['workingset_refault_anon', 'anon'], ['workingset_refault_file', 'file'], ['workingset_refault', 'file'],
 ];
+
+const NO_TREND: EtaResult = { slope: undefined, eta: undefined, level: undefined };
 
 export class Sampler {
   private readonly states = new Map<string, TargetState>();
@@ -190,7 +198,7 @@ export class Sampler {
         st = {
           target, instance: target.dir ? target.id : undefined, present: true, gone: false, ancestorLimit: undefined, ring: [], latest: undefined,
           oomKills: new MonotonicCounter(), events: new CounterFamily(), pressure: new CounterFamily(), refaults: new CounterFamily(),
-          restarts: 0, risk: INITIAL_RISK, reportedKills: 0, limitChecked: false, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
+          restarts: 0, risk: INITIAL_RISK, trend: NO_TREND, reportedKills: 0, limitChecked: false, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
         };
         this.states.set(target.name, st);
         if (target.dir) this.emit({ type: 'target_added', container: target.name, dir: target.dir, version: target.version });
@@ -198,7 +206,7 @@ export class Sampler {
         if (st.instance !== undefined) {
           // Same container name, new cgroup instance: the container restarted (or its cgroup was re-created).
           st.oomKills.rebase(); st.events.rebase(); st.pressure.rebase(); st.refaults.rebase();
-          st.ring = []; st.latest = undefined; st.risk = INITIAL_RISK;
+          st.ring = []; st.latest = undefined; st.risk = INITIAL_RISK; st.trend = NO_TREND;
           st.restarts++;
           st.limitChecked = false;
           this.emit({ type: 'restart', container: target.name, restarts: st.restarts });
@@ -315,13 +323,36 @@ export class Sampler {
     const sample: Sample = { t, raw, view };
     st.latest = sample;
     st.ring.push(sample);
-    const cutoff = t - this.opts.peakWindowMs;
+    const cutoff = t - Math.max(this.opts.peakWindowMs, this.opts.risk.etaWindowMs);
     while (st.ring.length > 0 && st.ring[0]!.t <= cutoff) st.ring.shift();
     this.checkKills(st);
     this.checkDeclaredLimit(st, view);
     const prev = st.risk.level;
-    st.risk = nextRisk(st.risk, { unreclaimable: view.unreclaimable, limit: view.limit }, this.opts.risk);
-    if (st.risk.level !== prev) this.emit({ type: 'risk', container: name, from: prev, to: st.risk.level, view });
+    // The ring covers max(--peak-window, --eta-window): the trend functions take their own window.
+    const win = this.opts.risk.etaWindowMs;
+    let from = st.ring.length;
+    while (from > 0 && st.ring[from - 1]!.t >= t - win) from--;
+    const recent = st.ring.slice(from);
+    const unreclaimable: TrendPoint[] = recent.map((s) => ({ t: s.t, v: s.view.unreclaimable }));
+    st.trend = estimateEta(unreclaimable, view.limit, { windowMs: win });
+    const psiFull: TrendPoint[] = [];
+    const high: TrendPoint[] = [];
+    for (const s of recent) {
+      const full = s.raw.pressure?.full?.totalUs;
+      if (full !== undefined) psiFull.push({ t: s.t, v: full / 1e6 });
+      const h = s.raw.version === 2 ? s.raw.events?.get('high') : undefined;
+      if (h !== undefined) high.push({ t: s.t, v: h });
+    }
+    st.risk = nextRisk(st.risk, {
+      unreclaimable: view.unreclaimable, limit: view.limit, eta: st.trend.eta,
+      psiFullRate: counterRate(psiFull, win), highEventsRising: counterRose(high, win),
+    }, this.opts.risk);
+    if (st.risk.level !== prev) {
+      this.emit({
+        type: 'risk', container: name, from: prev, to: st.risk.level, view,
+        eta: st.trend.eta, slope: st.trend.slope, causes: (st.risk.causes ?? []).map((c) => c.text),
+      });
+    }
   }
 
   /**
@@ -391,7 +422,10 @@ export class Sampler {
     for (const st of this.states.values()) {
       let wsMax: number | undefined;
       let unMax: number | undefined;
+      // the ring may be longer than --peak-window when --eta-window is: only the peak window counts here
+      const peakCutoff = (st.ring[st.ring.length - 1]?.t ?? 0) - this.opts.peakWindowMs;
       for (const s of st.ring) {
+        if (s.t <= peakCutoff) continue;
         wsMax = Math.max(wsMax ?? 0, s.view.workingSet);
         unMax = Math.max(unMax ?? 0, s.view.unreclaimable);
       }
@@ -409,6 +443,8 @@ export class Sampler {
         refaults: st.refaults.entries(),
         restarts: st.restarts,
         risk: st.risk.level,
+        eta: st.present && st.latest ? st.trend.eta : undefined,
+        growth: st.present && st.latest ? st.trend.slope : undefined,
         request: req.bytes !== undefined && this.requestApplies(st) ? req.bytes : undefined,
         processes: st.present ? st.processes : [],
       });

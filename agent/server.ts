@@ -29,6 +29,8 @@ export function snapshotJson(status: TargetStatus[]): unknown {
         breakdown: Object.fromEntries(v.breakdown),
       } : null,
       risk: s.risk,
+      eta: s.eta ?? null,
+      growthBytesPerSecond: s.growth ?? null,
       oomKills: s.oomKills ?? null,
       events: Object.fromEntries(s.events),
       pressureSeconds: Object.fromEntries(s.pressureSeconds),

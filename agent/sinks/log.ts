@@ -4,12 +4,27 @@ import { humanBytes, type Logger } from '../log.js';
 
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
-export function describeMemory(container: string, view: { unreclaimable: number; limit: number | undefined; pageCache: number | undefined; reclaimable: number }): string {
+/** "OOM in ~40 s", "OOM in ~4 min", "OOM in ~2 h" */
+export function humanEta(seconds: number): string {
+  if (seconds <= 0) return 'at the limit now';
+  if (seconds < 120) return `OOM in ~${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 7200) return `OOM in ~${Math.round(seconds / 60)} min`;
+  return `OOM in ~${Math.round(seconds / 3600)} h`;
+}
+
+export function describeMemory(
+  container: string,
+  view: { unreclaimable: number; limit: number | undefined; pageCache: number | undefined; reclaimable: number },
+  trend?: { eta: number | undefined; slope: number | undefined },
+): string {
   const limit = view.limit === undefined
     ? 'no memory limit'
     : `${humanBytes(view.limit)} limit (${Math.round((view.unreclaimable / view.limit) * 100)}%)`;
-  const cache = view.pageCache === undefined || view.reclaimable === 0 ? '' : `, page cache ${humanBytes(view.reclaimable)} is not counted`;
-  return `container ${container}: unreclaimable ${humanBytes(view.unreclaimable)} of ${limit}${cache}`;
+  const growth = trend?.eta === undefined || trend.slope === undefined || trend.slope <= 0
+    ? ''
+    : trend.eta <= 0 ? `, ${humanEta(0)}` : `, growing ${humanBytes(Math.round(trend.slope))}/s, ${humanEta(trend.eta)} at this rate`;
+  const cache = view.pageCache === undefined || view.reclaimable === 0 ? '' : `${growth ? ';' : ','} page cache ${humanBytes(view.reclaimable)} is not counted`;
+  return `container ${container}: unreclaimable ${humanBytes(view.unreclaimable)} of ${limit}${growth}${cache}`;
 }
 
 export function logSink(log: Logger): (e: AgentEvent) => void {
@@ -21,9 +36,13 @@ export function logSink(log: Logger): (e: AgentEvent) => void {
           container: e.container, risk: e.to, previous: e.from,
           unreclaimable_bytes: v.unreclaimable, limit_bytes: v.limit, working_set_bytes: v.workingSet,
           reclaimable_bytes: v.reclaimable, usage_bytes: v.usage,
+          eta_seconds: e.eta === undefined ? undefined : Math.round(e.eta),
+          growth_bytes_per_second: e.slope === undefined ? undefined : Math.round(e.slope),
+          cause: e.causes && e.causes.length > 0 ? e.causes.join('; ') : undefined,
         };
         const what = e.to === 'ok' ? 'OOM risk cleared' : `OOM risk ${e.to}`;
-        log.log(e.to === 'ok' ? 'info' : 'warn', `${what}: ${describeMemory(e.container, v)}`, fields);
+        const why = e.to !== 'ok' && e.causes && e.causes.length > 0 ? ` (${e.causes.join('; ')})` : '';
+        log.log(e.to === 'ok' ? 'info' : 'warn', `${what}: ${describeMemory(e.container, v, { eta: e.eta, slope: e.slope })}${why}`, fields);
         return;
       }
       case 'oom_kill':

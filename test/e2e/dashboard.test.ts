@@ -16,9 +16,8 @@ const RULES = `${ROOT}deploy/prometheus/headroom.rules.yaml`;
 
 // Metrics the dashboard may query before the agent exports them: added by a later issue (DESIGN §5).
 // The panel that shows one must render sensibly while it is absent.
-const LATER: Record<string, string> = {
-  headroom_oom_eta_seconds: 'added by a later issue (OOM ETA, DESIGN §5/§6); the ETA stat shows "no trend" while it is absent',
-};
+// (none now: headroom_oom_eta_seconds is exported; the ETA stat still shows "no trend" while it is absent)
+const LATER: Record<string, string> = {};
 
 type Json = Record<string, unknown>;
 interface Target { datasource?: unknown; expr?: string; refId?: string }

@@ -21,6 +21,14 @@ describe('config', () => {
     const c = cfg(['run', '--memory', '256Mi', '--', 'node', '-e', 'x']);
     expect(c).toMatchObject({ mode: 'run', memoryLimit: 256 * 1024 * 1024, command: ['node', '-e', 'x'] });
   });
+  it('time-to-OOM and pressure thresholds, from flags or env', () => {
+    expect(cfg([]).risk).toMatchObject({ etaWindowMs: 60_000, etaWarningS: 300, etaCriticalS: 60, psiFullWarning: 0.1 });
+    expect(cfg(['--eta-warning', '2m'], { HEADROOM_ETA_CRITICAL: '30s', HEADROOM_ETA_WINDOW: '2m', HEADROOM_PSI_FULL_WARNING: '0.2' }).risk)
+      .toMatchObject({ etaWindowMs: 120_000, etaWarningS: 120, etaCriticalS: 30, psiFullWarning: 0.2 });
+    expect(() => cfg(['--eta-critical', '10m'])).toThrow(/--eta-critical: must not be above --eta-warning/);
+    expect(() => cfg(['--eta-window', '2s'])).toThrow(/--eta-window: must be at least 4 times --interval/);
+    expect(() => cfg(['--psi-full-warning', '2'])).toThrow(/--psi-full-warning/);
+  });
   it('maps container names to comms', () => {
     expect([...cfg(['--container', 'app=node,proxy=envoy']).containerMap]).toEqual([['node', 'app'], ['envoy', 'proxy']]);
   });

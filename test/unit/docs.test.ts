@@ -17,7 +17,7 @@ describe('README', () => {
   });
 
   it('documents every headroom_* metric the agent defines', async () => {
-    const reg = createRegistry({ status: () => [], readErrors: () => [] }, { version: 't', cgroupMode: 'v2', defaultMetrics: false });
+    const reg = createRegistry({ status: () => [], readErrors: () => [], notifications: () => [] }, { version: 't', cgroupMode: 'v2', defaultMetrics: false });
     const names = (await reg.getMetricsAsJSON()).map((m) => m.name);
     expect(names.length).toBeGreaterThanOrEqual(20);
     for (const n of names) expect(README, n).toContain(`\`${n}`);

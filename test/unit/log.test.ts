@@ -16,6 +16,16 @@ describe('log lines', () => {
     expect(j).toMatchObject({ level: 'warn', container: 'app', risk: 'critical', previous: 'warning', unreclaimable_bytes: 231 * MiB, limit_bytes: 256 * MiB });
   });
 
+  it('a risk change from the trend says how fast it grows, when the OOM comes, and why', () => {
+    const lines: string[] = [];
+    const sink = logSink(createLogger({ format: 'json', level: 'info', write: (l) => lines.push(l), now: () => 0 }));
+    const view = memoryView({ version: 2, usage: 243 * MiB, limit: 256 * MiB, stat: new Map([['anon', 231 * MiB], ['file', 12 * MiB], ['shmem', 0], ['file_dirty', 0], ['file_writeback', 0], ['inactive_file', 10 * MiB]]) });
+    sink({ type: 'risk', container: 'app', from: 'warning', to: 'critical', view, eta: 40.2, slope: 12 * MiB, causes: ['OOM predicted within 60 s at the current growth'] });
+    const j = JSON.parse(lines[0]!);
+    expect(j.msg).toBe('OOM risk critical: container app: unreclaimable 231 MiB of 256 MiB limit (90%), growing 12 MiB/s, OOM in ~40 s at this rate; page cache 12 MiB is not counted (OOM predicted within 60 s at the current growth)');
+    expect(j).toMatchObject({ eta_seconds: 40, growth_bytes_per_second: 12 * MiB, cause: 'OOM predicted within 60 s at the current growth' });
+  });
+
   it('rate-limits a repeating failure and says how many lines it held back', () => {
     let t = 0;
     const lines: string[] = [];

@@ -23,13 +23,13 @@ const target = (id: string, dir: string): Target => ({
   name: 'app', id, dir, version: 2, limitRoot: undefined, pressureDir: undefined, pids: [], problem: undefined,
 });
 
-function setup(initial: Target, declaredLimit?: number) {
+function setup(initial: Target, declaredLimit?: number, risk = DEFAULT_RISK) {
   let current: Target | undefined = initial;
   let t = 0;
   const events: AgentEvent[] = [];
   const sampler = new Sampler({
     procRoot: join(tmp, 'noproc'), intervalMs: 1000, peakWindowMs: 3000, processIntervalMs: 1e9, topProcesses: 0,
-    discoveryIntervalMs: 0, risk: DEFAULT_RISK, memoryRequest: { container: undefined, bytes: undefined }, declaredLimit,
+    discoveryIntervalMs: 0, risk, memoryRequest: { container: undefined, bytes: undefined }, declaredLimit,
     discover: async () => ({ targets: current ? [current] : [], errors: [], notes: [] }),
     now: () => t,
   });
@@ -94,6 +94,30 @@ describe('sampler', () => {
     await s.tick(); await s.tick(); // the 3 s window moves past the spike
     st = await s.tick();
     expect(st.workingSetMax).toBe(115163136 - 7057408);
+  });
+
+  it('computes the time to OOM each tick, raises risk from it with the cause, and drops it on a plateau', async () => {
+    const MiB = 1024 * 1024;
+    const d = cgroupCopy('v2/anon', 'eta'); // 256 MiB limit, 7 MiB clean page cache
+    const s = setup(target('eta', d), undefined, { ...DEFAULT_RISK, etaWindowMs: 10_000 });
+    const etas: Array<number | undefined> = [];
+    for (let i = 0; i < 12; i++) { // 4 MiB/s, from 103 MiB unreclaimable
+      writeFileSync(join(d, 'memory.current'), String(115163136 + i * 4 * MiB));
+      const st = await s.tick();
+      etas.push(st.eta);
+      if (st.eta !== undefined) expect(st.growth).toBeCloseTo(4 * MiB, -3);
+    }
+    expect(etas.slice(0, 5)).toEqual([undefined, undefined, undefined, undefined, undefined]); // less than half the window
+    const defined = etas.filter((e): e is number => e !== undefined);
+    expect(defined.length).toBeGreaterThanOrEqual(5);
+    for (let i = 1; i < defined.length; i++) expect(defined[i]).toBeLessThan(defined[i - 1]!);
+    const risk = s.events.find((e) => e.type === 'risk');
+    expect(risk).toMatchObject({ type: 'risk', from: 'ok', to: 'critical', causes: ['OOM predicted within 60 s at the current growth'] });
+    expect(risk!.type === 'risk' && risk!.eta).toBeGreaterThan(0);
+    // it holds still: after the window has moved past the rise, no ETA (risk stays up: hysteresis)
+    for (let i = 0; i < 10; i++) await s.tick();
+    const st = await s.tick();
+    expect(st.eta).toBeUndefined();
   });
 
   it('counts a malformed file as a read error for that container and source', async () => {

@@ -26,10 +26,13 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
     const limit = 64 * MiB;
     scratch = diskScratchDir();
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-pagecache', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'cache', '--interval', '200ms', '--peak-window', '10m']);
+    agent = await startAgent(['--cgroup', cg.dir, '--container', 'cache', '--interval', '200ms', '--peak-window', '10m',
+      // a short trend window, so the time-to-OOM prediction is live during the flood (it must not fire on page cache)
+      '--eta-window', '10s']);
     const a = agent;
     const c = { container: 'cache' };
     await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', c) !== undefined);
+    await sleep(6000); // more than half the 10 s trend window of samples: the prediction is live from the start of the flood
 
     // Write with O_DIRECT: this test is about clean page cache, which the read-back below creates (2x
     // the limit, twice, so the kernel must keep evicting it). The buffered write is the next test.
@@ -42,10 +45,12 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
 
     // Follow it from outside as well (the *_max gauges cover every sample; this records the peak).
     let peak: { file: number; snap: any } = { file: -1, snap: undefined };
+    let etaSeen: number | undefined;
     await waitFor('the read-back to finish', async () => {
       const s = (await a.snapshot()).containers.find((x: any) => x.container === 'cache');
       const file = s?.memory?.breakdown?.file;
       if (typeof file === 'number' && file > peak.file) peak = { file, snap: s };
+      if (typeof s?.eta === 'number') etaSeen = Math.min(etaSeen ?? Infinity, s.eta);
       return out.includes('read-done');
     }, 90_000, 100);
     expect(isRunning(child.pid!), 'the shell stays alive (exec sleep)').toBe(true);
@@ -82,6 +87,7 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
 
     recordResult('b-page-cache-flood', {
       limit,
+      lowestEtaSeenByPolling: etaSeen ?? null,
       peakSeenByPolling: { file: peak.file, sampledAt: peak.snap?.sampledAt, memory: peak.snap?.memory },
       stable: {
         kernel: { t: new Date(k.t).toISOString(), ...kv, failcnt: Number(cg.read('memory.failcnt')) },
@@ -104,10 +110,13 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
     const limit = 64 * MiB;
     scratch = diskScratchDir();
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-dirty', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'writer', '--interval', '200ms', '--peak-window', '10m']);
+    agent = await startAgent(['--cgroup', cg.dir, '--container', 'writer', '--interval', '200ms', '--peak-window', '10m',
+      // a short trend window, so the time-to-OOM prediction is live during the flood (it must not fire on page cache)
+      '--eta-window', '10s']);
     const a = agent;
     const c = { container: 'writer' };
     await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', c) !== undefined);
+    await sleep(6000); // more than half the 10 s trend window of samples: the prediction is live from the start of the flood
 
     const child = cg.spawn('/bin/sh', ['-c', 'dd if=/dev/zero of="$1" bs=1M count=128 status=none && echo write-done && exec sleep 600',
       'sh', `${scratch}/dirty.dat`], { stdio: 'pipe' });
@@ -115,10 +124,12 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
     let inFlightPeak = 0;
+    let etaSeen: number | undefined;
     await waitFor('the buffered write to finish', async () => {
       const s = (await a.snapshot()).containers.find((x: any) => x.container === 'writer');
       const b = s?.memory?.breakdown;
       if (b) inFlightPeak = Math.max(inFlightPeak, (b.file_dirty ?? 0) + (b.file_writeback ?? 0));
+      if (typeof s?.eta === 'number') etaSeen = Math.min(etaSeen ?? Infinity, s.eta);
       return out.includes('write-done');
     }, 90_000, 100);
     const m = await a.metrics();
@@ -127,7 +138,7 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
     expect(value(m, 'headroom_memory_unreclaimable_max_bytes', c)).toBeLessThan(0.5 * limit);
     expect(value(m, 'headroom_oom_kills_total', c)).toBe(0);
     expect(a.logs.filter((l) => l['risk'] !== undefined)).toEqual([]);
-    recordResult('b2-buffered-write', { limit, inFlightPeak, unreclaimableMax: value(m, 'headroom_memory_unreclaimable_max_bytes', c) });
+    recordResult('b2-buffered-write', { limit, inFlightPeak, lowestEtaSeenByPolling: etaSeen ?? null, unreclaimableMax: value(m, 'headroom_memory_unreclaimable_max_bytes', c) });
     child.kill('SIGKILL');
     await exit;
   });

@@ -54,6 +54,12 @@ describe.skipIf(SKIP)(title('cgroup v2: memory pressure (PSI)'), () => {
       expect(value(end.series, 'headroom_memory_high_bytes', { container: 'app' })).toBe(high);
       expect(value(end.series, 'headroom_memory_limit_bytes', { container: 'app' }), 'memory.max is max: no limit series').toBeUndefined();
 
+      // No limit, so no ratio or time-to-OOM risk; but the throttling at memory.high is a warning, named as such.
+      const warning = await waitFor('a risk=warning line', () => a.logs.find((l) => l['risk'] === 'warning'), 30_000);
+      expect(String(warning['cause'])).toMatch(/memory\.high/);
+      expect(warning['eta_seconds']).toBeUndefined();
+      expect(a.logs.some((l) => l['risk'] === 'critical')).toBe(false);
+
       measure('psi', {
         memory_high: high,
         start: { kernel_some_us_before: start.k0.some, headroom_some_s: startSome, kernel_some_us_after: start.k1.some },
@@ -62,6 +68,7 @@ describe.skipIf(SKIP)(title('cgroup v2: memory pressure (PSI)'), () => {
           kernel_full_us_before: end.k0.psi.full, headroom_full_s: full, kernel_full_us_after: end.k1.psi.full,
           kernel_high_events_before: end.k0.events['high'], headroom_high_events: highEvents, kernel_high_events_after: end.k1.events['high'],
         },
+        risk_warning: { time: warning.time, cause: warning['cause'], msg: warning.msg },
       });
     } finally {
       work.kill('SIGKILL');
