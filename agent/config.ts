@@ -259,8 +259,14 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
   const warningRatio = parseRatio('warning-ratio', get('warning-ratio')!);
   const criticalRatio = parseRatio('critical-ratio', get('critical-ratio')!);
   if (criticalRatio < warningRatio) throw new ConfigError('invalid --critical-ratio: must not be below --warning-ratio');
-  const etaWindowMs = parseDuration('eta-window', get('eta-window')!);
-  if (etaWindowMs < intervalMs * 4) throw new ConfigError('invalid --eta-window: must be at least 4 times --interval');
+  // The trend needs several samples: an explicit --eta-window must cover 4 intervals; the default
+  // stretches with a long --interval instead of rejecting a flag the user never set.
+  const etaExplicit = typeof values['eta-window'] === 'string' || (env['HEADROOM_ETA_WINDOW'] ?? '') !== '';
+  let etaWindowMs = parseDuration('eta-window', get('eta-window')!);
+  if (etaWindowMs < intervalMs * 4) {
+    if (etaExplicit) throw new ConfigError('invalid --eta-window: must be at least 4 times --interval');
+    etaWindowMs = intervalMs * 4;
+  }
   const etaWarningMs = parseDuration('eta-warning', get('eta-warning')!);
   const etaCriticalMs = parseDuration('eta-critical', get('eta-critical')!);
   if (etaCriticalMs > etaWarningMs) throw new ConfigError('invalid --eta-critical: must not be above --eta-warning');

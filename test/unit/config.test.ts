@@ -52,4 +52,8 @@ describe('config', () => {
     [['--pid', 'abc'], /invalid --pid/],
     [['--container', 'a=,b=c'], /NAME=COMM/],
   ])('%j is rejected', (argv, msg) => expect(() => cfg(argv)).toThrow(msg));
+  it('the default --eta-window stretches to 4 samples for a long --interval; an explicit one too short is an error', () => {
+    expect(cfg(['--interval', '30s']).risk.etaWindowMs).toBe(120_000);
+    expect(() => cfg(['--interval', '30s', '--eta-window', '60s'])).toThrow(/at least 4 times --interval/);
+  });
 });

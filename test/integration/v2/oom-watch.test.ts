@@ -16,7 +16,7 @@ afterAll(async () => {
 describe.skipIf(!isV2Vm())('cgroup v2: OOM kill counted although the cgroup vanishes before the next sample', () => {
   it('counts the kill from the memory.events watch, with sampling every hour', async () => {
     const cg = makeCgroup('/sys/fs/cgroup', 'oomwatch', 2, 48 * 1024 * 1024);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', '--interval', '1h', '--peak-window', '1h', '--discovery-interval', '1h']);
+    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', '--interval', '1h', '--peak-window', '1h', '--eta-window', '4h', '--discovery-interval', '1h']);
     await waitFor('the first sample', async () => value(await agent!.metrics(), 'headroom_memory_usage_bytes', { container: 'app' }) !== undefined);
     expect(value(await agent.metrics(), 'headroom_oom_kills_total', { container: 'app' })).toBe(0);
 
