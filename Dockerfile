@@ -47,5 +47,6 @@ USER 65532:65532
 EXPOSE 9847
 # Node flags, measured with scripts/bench.mjs (docs/benchmarks.md): --lite-mode (no optimizing JIT:
 # less code memory, and less CPU for this steady, tiny workload), a 1 MiB young generation, and a
-# heap cap well above what the agent uses.
-CMD ["--lite-mode", "--max-semi-space-size=1", "--max-old-space-size=64", "dist/agent/main.js"]
+# heap cap well above what the agent uses. --no-expose-wasm: lite mode turns WebAssembly off anyway,
+# and without it V8 prints a non-JSON warning line into the JSON log at every start.
+CMD ["--lite-mode", "--no-expose-wasm", "--max-semi-space-size=1", "--max-old-space-size=64", "dist/agent/main.js"]

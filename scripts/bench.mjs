@@ -29,7 +29,7 @@ const { values: opt } = parseArgs({
     out: { type: 'string', default: join(REPO, 'docs/benchmarks.md') },
     'headroom-args': { type: 'string', default: '' },
     // The node flags the image runs headroom with (Dockerfile CMD); measured as a second headroom row.
-    'node-args': { type: 'string', default: '--lite-mode --max-semi-space-size=1 --max-old-space-size=64' },
+    'node-args': { type: 'string', default: '--lite-mode --no-expose-wasm --max-semi-space-size=1 --max-old-space-size=64' },
   },
 });
 const SECONDS = Number(opt.seconds);

@@ -135,6 +135,8 @@ describe('the runtime stage, rebuilt without an engine', () => {
       wrap: asNonroot,
       env: { NODE_ENV: 'production' },
     });
+    // every line on stderr is a JSON log event, also with the image's node flags (no V8 warnings)
+    expect(agent.logs.filter((l) => l.level === 'raw').map((l) => l.msg)).toEqual([]);
     const status = readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8');
     expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(NONROOT));
     expect(/^Gid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(NONROOT));
