@@ -110,6 +110,7 @@ export class Sampler {
   /** true once the first tick completed (for /readyz) */
   ready = false;
   ticks = 0;
+  private statusCache: TargetStatus[] | undefined;
 
   constructor(private readonly opts: SamplerOptions) {
     this.now = opts.now ?? Date.now;
@@ -166,6 +167,7 @@ export class Sampler {
   }
 
   private async doTick(): Promise<void> {
+    this.statusCache = undefined;
     try {
       const t = this.now();
       if (this.needDiscovery || t - this.lastDiscovery >= this.opts.discoveryIntervalMs) {
@@ -181,6 +183,8 @@ export class Sampler {
       this.ready = true;
     } catch (err) {
       this.emit({ type: 'note', message: `sampling pass failed: ${(err as Error).stack ?? String(err)}` });
+    } finally {
+      this.statusCache = undefined; // a scrape during the pass may have cached a half-updated state
     }
   }
 
@@ -254,7 +258,7 @@ export class Sampler {
         do {
           again = false;
           const r = await readEventsV2(dir);
-          if (r.ok && st.target.dir === dir) { this.applyEvents(st, r.value); this.checkKills(st); }
+          if (r.ok && st.target.dir === dir) { this.applyEvents(st, r.value); this.checkKills(st); this.statusCache = undefined; }
         } while (again);
         reading = false;
       };
@@ -417,7 +421,15 @@ export class Sampler {
     return this.tick();
   }
 
+  /**
+   * The latest state of every target. Every metric's collect() asks for it, about 20 times per
+   * scrape: it is built once after each change (a tick, a memory.events read) and reused.
+   */
   status(): TargetStatus[] {
+    return (this.statusCache ??= this.buildStatus());
+  }
+
+  private buildStatus(): TargetStatus[] {
     const out: TargetStatus[] = [];
     for (const st of this.states.values()) {
       let wsMax: number | undefined;

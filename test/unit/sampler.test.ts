@@ -53,6 +53,8 @@ describe('sampler', () => {
     const b = cgroupCopy('v2/anon', 'b'); // the restarted container: counters from 0
     s.set(target('b', b));
     st = await s.tick();
+    // built once per change, not once per metric of a scrape
+    expect(s.sampler.status()).toBe(s.sampler.status());
     expect(st.restarts).toBe(1);
     expect(st.oomKills).toBe(1);
     expect(st.events).toContainEqual(['max', 35]);
