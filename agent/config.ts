@@ -1,6 +1,7 @@
 // Every flag and HEADROOM_* environment variable, validated in one place.
 // Flags win over the environment; a bad value is one clear error naming the flag (exit 2).
 import { resolve } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { RiskConfig } from './analysis/risk.js';
 
@@ -44,6 +45,23 @@ export interface Config {
     readonly webhookUrl: string | undefined;
     readonly kubernetesEvents: boolean;
   };
+  /** pre-OOM evidence capture (README "Pre-OOM evidence"); undefined when neither a signal nor a URL is set */
+  readonly capture: CaptureConfig | undefined;
+}
+
+export interface CaptureConfig {
+  /** the risk level that starts an episode's one capture */
+  readonly on: 'warning' | 'critical';
+  /** sent to the container's main process that catches it */
+  readonly signal: NodeJS.Signals | undefined;
+  /** GET, the body saved into dir */
+  readonly url: string | undefined;
+  /** where captures are saved (URL) or written by the app (signal); capped and pruned oldest first */
+  readonly dir: string | undefined;
+  readonly maxFiles: number;
+  readonly maxBytes: number;
+  /** the URL download, and the wait for the app's file after a signal */
+  readonly timeoutMs: number;
 }
 
 export interface FlagSpec {
@@ -83,6 +101,13 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'alertmanager-url', env: 'HEADROOM_ALERTMANAGER_URL', help: 'send risk changes and OOM kills as alerts to this Alertmanager (v2 API), e.g. http://alertmanager:9093' },
   { name: 'webhook-url', env: 'HEADROOM_WEBHOOK_URL', help: 'POST risk changes and OOM kills as JSON to this URL' },
   { name: 'kubernetes-events', env: 'HEADROOM_KUBERNETES_EVENTS', boolean: true, help: 'write risk changes and OOM kills as Kubernetes Events on the pod (the variable: true or false)' },
+  { name: 'capture-signal', env: 'HEADROOM_CAPTURE_SIGNAL', help: 'pre-OOM evidence: send this signal (e.g. SIGUSR2 to a Node app started with --heapsnapshot-signal=SIGUSR2) to the container\'s main process that catches it' },
+  { name: 'capture-url', env: 'HEADROOM_CAPTURE_URL', help: 'pre-OOM evidence: GET this URL (e.g. http://localhost:6060/debug/pprof/heap) and save the body into --capture-dir' },
+  { name: 'capture-on', env: 'HEADROOM_CAPTURE_ON', def: 'critical', help: 'risk level that triggers the one capture per episode: warning or critical' },
+  { name: 'capture-dir', env: 'HEADROOM_CAPTURE_DIR', help: 'directory for captures (needed by --capture-url; with --capture-signal, the app\'s dump directory): capped, oldest dropped' },
+  { name: 'capture-max-files', env: 'HEADROOM_CAPTURE_MAX_FILES', def: '5', help: 'at most this many files are kept in --capture-dir' },
+  { name: 'capture-max-bytes', env: 'HEADROOM_CAPTURE_MAX_BYTES', def: '512Mi', help: 'at most this many bytes are kept in --capture-dir' },
+  { name: 'capture-timeout', env: 'HEADROOM_CAPTURE_TIMEOUT', def: '60s', help: 'limit for the --capture-url download, and for waiting on the app\'s file after --capture-signal' },
   { name: 'help', boolean: true, help: 'print this help' },
   { name: 'version', boolean: true, help: 'print the version' },
 ];
@@ -132,6 +157,35 @@ function parseRatio(flag: string, raw: string): number {
     throw new ConfigError(`invalid --${flag} ${JSON.stringify(raw)}: expected a ratio between 0 and 1, like 0.8`);
   }
   return v;
+}
+
+/** SIGUSR2, USR2, usr2. SIGKILL and SIGSTOP cannot be caught: they would only kill or freeze the app. */
+export function parseSignal(flag: string, raw: string): NodeJS.Signals {
+  const name = raw.trim().toUpperCase();
+  const sig = (name.startsWith('SIG') ? name : `SIG${name}`) as NodeJS.Signals;
+  if (!(sig in osConstants.signals)) throw new ConfigError(`invalid --${flag} ${JSON.stringify(raw)}: expected a signal name like SIGUSR2`);
+  if (sig === 'SIGKILL' || sig === 'SIGSTOP') throw new ConfigError(`invalid --${flag} ${sig}: it cannot be caught, so the app could not dump anything; use e.g. SIGUSR2`);
+  return sig;
+}
+
+function parseCapture(get: (name: string) => string | undefined): CaptureConfig | undefined {
+  const sigRaw = get('capture-signal');
+  const signal = sigRaw === undefined || sigRaw.trim() === '' ? undefined : parseSignal('capture-signal', sigRaw);
+  const url = parseUrl('capture-url', get('capture-url'));
+  const dirRaw = get('capture-dir');
+  const dir = dirRaw === undefined || dirRaw.trim() === '' ? undefined : resolve(dirRaw.trim());
+  const on = get('capture-on')!;
+  if (on !== 'warning' && on !== 'critical') throw new ConfigError(`invalid --capture-on ${JSON.stringify(on)}: expected warning or critical`);
+  const maxFiles = parseIntFlag('capture-max-files', get('capture-max-files')!, 1, 10_000);
+  const maxBytes = parseSize('capture-max-bytes', get('capture-max-bytes')!);
+  const timeoutMs = parseDuration('capture-timeout', get('capture-timeout')!);
+  if (timeoutMs < 1000) throw new ConfigError(`invalid --capture-timeout ${get('capture-timeout')}: must be at least 1s`);
+  if (signal === undefined && url === undefined) {
+    if (dir !== undefined) throw new ConfigError('--capture-dir needs --capture-signal or --capture-url: it says where captures go, not when to take them');
+    return undefined;
+  }
+  if (url !== undefined && dir === undefined) throw new ConfigError('--capture-url needs --capture-dir: the directory its responses are saved in');
+  return { on, signal, url, dir, maxFiles, maxBytes, timeoutMs };
 }
 
 function parseUrl(flag: string, raw: string | undefined): string | undefined {
@@ -316,6 +370,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
         webhookUrl: parseUrl('webhook-url', get('webhook-url')),
         kubernetesEvents: values['kubernetes-events'] === true || parseBoolEnv('HEADROOM_KUBERNETES_EVENTS', env['HEADROOM_KUBERNETES_EVENTS']),
       },
+      capture: parseCapture(get),
       command: mode === 'run' ? after : [],
     },
   };

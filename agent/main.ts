@@ -3,6 +3,7 @@
 import type { Server } from 'node:http';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Capturer } from './capture/capturer.js';
 import { createRunCgroup, exitStatus, RELAYED_SIGNALS, RunError, spawnInCgroup } from './cli/run.js';
 import { ConfigError, parseCli, usage, type Config } from './config.js';
 import { discoverPod, targetForCgroup, targetForPid, type DiscoveryResult, type Target } from './discovery.js';
@@ -33,11 +34,12 @@ function discoveryFor(cfg: Config, layout: CgroupLayout): () => Promise<Discover
   }
 }
 
-async function serve(cfg: Config, sampler: Sampler, layout: CgroupLayout, log: Logger, dispatcher?: Dispatcher): Promise<Server> {
+async function serve(cfg: Config, sampler: Sampler, layout: CgroupLayout, log: Logger, dispatcher?: Dispatcher, capturer?: Capturer): Promise<Server> {
   const source = {
     status: () => sampler.status(),
     readErrors: () => sampler.readErrors(),
     ...(dispatcher && dispatcher.size > 0 ? { notifications: () => dispatcher.stats() } : {}),
+    ...(capturer ? { captures: () => capturer.stats() } : {}),
   };
   const registry = createRegistry(source, { version: VERSION, cgroupMode: layout.mode, defaultMetrics: process.env['HEADROOM_DEFAULT_METRICS'] !== 'false' });
   const app = createApp({ registry, status: () => sampler.status(), ready: () => sampler.ready, version: VERSION });
@@ -54,6 +56,23 @@ function close(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/** --capture-signal / --capture-url: pre-OOM evidence, fed by the sampler's risk changes. */
+function newCapturer(cfg: Config, sampler: Sampler, log: Logger): Capturer | undefined {
+  if (!cfg.capture) return undefined;
+  const capturer = new Capturer({
+    config: cfg.capture, log, procRoot: cfg.procRoot,
+    lookup: (name) => {
+      const t = sampler.status().find((s) => s.name === name)?.target;
+      return t ? { dir: t.dir, pids: t.pids } : undefined;
+    },
+  });
+  sampler.on(capturer.listener);
+  const c = cfg.capture;
+  const how = [c.signal ? `send ${c.signal}` : '', c.url ? 'GET the capture URL' : ''].filter(Boolean).join(' and ');
+  log.info(`pre-OOM capture: at risk ${c.on}, once per episode, ${how}${c.dir ? `; ${c.dir} kept within ${c.maxFiles} file(s) and ${humanBytes(c.maxBytes)}` : ''}`);
+  return capturer;
 }
 
 function newSampler(cfg: Config, discover: () => Promise<DiscoveryResult>, log: Logger, dispatcher?: Dispatcher): Sampler {
@@ -80,7 +99,8 @@ async function watchMode(cfg: Config, layout: CgroupLayout, log: Logger): Promis
   }
   const dispatcher = new Dispatcher(await createSinks(cfg, log), { log });
   const sampler = newSampler(cfg, discoveryFor(cfg, layout), log, dispatcher);
-  const server = await serve(cfg, sampler, layout, log, dispatcher);
+  const capturer = newCapturer(cfg, sampler, log);
+  const server = await serve(cfg, sampler, layout, log, dispatcher, capturer);
   dispatcher.start();
   sampler.start();
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -88,7 +108,7 @@ async function watchMode(cfg: Config, layout: CgroupLayout, log: Logger): Promis
   });
   log.info(`${signal}: shutting down`);
   await sampler.stop();
-  await dispatcher.close();
+  await Promise.all([dispatcher.close(), capturer?.close()]);
   await close(server);
   return 0;
 }
@@ -98,6 +118,7 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
   const cg = await createRunCgroup(cfg.procRoot, layout, `headroom-run-${process.pid}`, cfg.memoryLimit, log);
   let server: Server | undefined;
   let sampler: Sampler | undefined;
+  let capturer: Capturer | undefined;
   const dispatcher = new Dispatcher(await createSinks(cfg, log), { log });
   try {
     const target: Target = {
@@ -105,7 +126,8 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
       pressureDir: cg.pressureDir, pids: [], problem: undefined,
     };
     sampler = newSampler({ ...cfg, container: name }, async () => ({ targets: [target], errors: [], notes: [] }), log, dispatcher);
-    server = await serve(cfg, sampler, layout, log, dispatcher);
+    capturer = newCapturer(cfg, sampler, log);
+    server = await serve(cfg, sampler, layout, log, dispatcher, capturer);
     dispatcher.start();
     await sampler.sampleNow();
     const child = spawnInCgroup(cfg.command, cg.procsFiles);
@@ -142,7 +164,8 @@ async function runMode(cfg: Config, layout: CgroupLayout, log: Logger): Promise<
     return status;
   } finally {
     await sampler?.stop();
-    await dispatcher.close(); // delivers what is queued (a final OOM kill) for up to 3 s
+    // delivers what is queued (a final OOM kill) for up to 3 s; a capture in flight gets as long
+    await Promise.all([dispatcher.close(), capturer?.close()]);
     if (server) await close(server);
     await cg.cleanup();
   }

@@ -10,6 +10,8 @@ export interface MetricsSource {
   readErrors(): ReadonlyArray<{ container: string; source: string; count: number }>;
   /** notification sinks (agent/sinks/dispatch.ts): sent / failed / dropped per sink */
   notifications?(): ReadonlyArray<{ sink: string; result: string; count: number }>;
+  /** pre-OOM captures (agent/capture/capturer.ts): ok / failed / skipped per container and method */
+  captures?(): ReadonlyArray<{ container: string; method: string; result: string; count: number }>;
 }
 
 export interface MetricsOptions {
@@ -110,6 +112,17 @@ export function createRegistry(source: MetricsSource, opts: MetricsOptions): Reg
     collect() {
       this.reset();
       for (const n of source.notifications?.() ?? []) this.inc({ sink: n.sink, result: n.result }, n.count);
+    },
+  });
+  // Only when --capture-signal or --capture-url is set.
+  if (source.captures) new Counter({
+    name: 'headroom_captures_total',
+    help: 'Pre-OOM evidence captures by container and method (signal, url): ok, failed (the log says why) or skipped (no process catches the signal, or a repeat within the cool-down).',
+    labelNames: ['container', 'method', 'result'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of source.captures?.() ?? []) this.inc({ container: c.container, method: c.method, result: c.result }, c.count);
     },
   });
   new Gauge({ name: 'headroom_build_info', help: 'headroom version and the cgroup layout it found (v1, v2, hybrid, none). Always 1.', labelNames: ['version', 'cgroup'], registers })

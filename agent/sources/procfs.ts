@@ -116,3 +116,22 @@ export function readSmapsRollup(procRoot: string, pid: number): Promise<ReadResu
 export function readStatusMemory(procRoot: string, pid: number) {
   return readParsed('proc', join(procRoot, String(pid), 'status'), parseStatusMemory);
 }
+
+/**
+ * /proc/PID/status SigCgt: the signals the process has a handler for (bit n-1 = signal n). Only
+ * that line is looked at. A signal nobody catches takes its default action, which for SIGUSR1/2
+ * is to terminate: a process that does not catch it must not get it.
+ */
+export function parseCaughtSignals(text: string, path: string): bigint {
+  const v = lineValue(text, 'SigCgt:');
+  if (v === undefined || !/^[0-9a-fA-F]{1,16}$/.test(v)) throw new ParseError(path, undefined, 'no SigCgt line');
+  return BigInt(`0x${v}`);
+}
+
+export function catches(mask: bigint, signalNumber: number): boolean {
+  return signalNumber >= 1 && signalNumber <= 64 && ((mask >> BigInt(signalNumber - 1)) & 1n) === 1n;
+}
+
+export function readCaughtSignals(procRoot: string, pid: number): Promise<ReadResult<bigint>> {
+  return readParsed('proc', join(procRoot, String(pid), 'status'), parseCaughtSignals, readTextAsync);
+}

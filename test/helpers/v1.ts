@@ -4,7 +4,9 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, waitFor, type Agent, type LogLine } from './agent.js';
+import { afterEach } from 'vitest';
+import { REPO, startAgent, waitFor, type Agent, type LogLine, type StartOptions } from './agent.js';
+import { removeAllCgroups } from './cgroup.js';
 import type { Series } from './metrics.js';
 
 export const MiB = 1024 * 1024;
@@ -158,4 +160,39 @@ export function dumpLogsOnFailure(ctx: { task: { name: string; result?: { state?
   if (ctx.task.result?.state !== 'fail' || !agent) return;
   const lines = agent.logs.slice(-60).map((l) => JSON.stringify(l).slice(0, 400));
   console.log(`[headroom-v1] agent log of failed test "${ctx.task.name}" (pid ${agent.proc.pid}, exit ${agent.proc.exitCode}):\n${lines.join('\n')}`);
+}
+
+export interface V1Session {
+  /** start the agent (stopped after the test) */
+  start(args: readonly string[], opts?: StartOptions): Promise<Agent>;
+  /** a disk-backed scratch directory (removed after the test) */
+  scratch(): string;
+}
+
+/**
+ * The per-test lifecycle of a real-kernel test, registered once per describe: after each test the
+ * agent's logs are printed if it failed, the agent is stopped, the scratch directory and every
+ * cgroup the test made are removed.
+ */
+export function v1Session(): V1Session {
+  let agent: Agent | undefined;
+  let scratch: string | undefined;
+  afterEach(async (ctx) => {
+    dumpLogsOnFailure(ctx, agent);
+    await agent?.stop();
+    agent = undefined;
+    await removeAllCgroups();
+    removeScratch(scratch);
+    scratch = undefined;
+  });
+  return {
+    async start(args, opts) {
+      agent = await startAgent(args, opts);
+      return agent;
+    },
+    scratch() {
+      scratch = diskScratchDir();
+      return scratch;
+    },
+  };
 }

@@ -1,35 +1,21 @@
 // Real cgroup v1 (root, this machine): an anonymous-memory ramp into a limit is warned about before
 // the kernel OOM-kills it, the kill is counted exactly like the kernel counts it, and the working set
 // matches the kubelet/cAdvisor formula byte for byte on the kernel's own files.
-import { afterEach, describe, expect, it } from 'vitest';
-import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
-import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/agent.js';
+import { hasV1Memory, makeCgroup, ownV1MemoryDir } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
-import {
-  bracketedScrape, diskScratchDir, dumpLogsOnFailure, exitOf, firstLog, isKillLine, isRiskLine, kernelView, logMs, MiB, RAMP,
-  readKernelV1, recordResult, removeScratch, sleep, type KernelV1,
-} from '../../helpers/v1.js';
+import { bracketedScrape, exitOf, firstLog, isKillLine, isRiskLine, kernelView, logMs, MiB, RAMP, readKernelV1, recordResult, sleep, type KernelV1, v1Session } from '../../helpers/v1.js';
 
 const SKIP = !hasV1Memory();
 
 describe.skipIf(SKIP)('cgroup v1: anonymous memory (needs root and a v1 memory controller)', () => {
-  let agent: Agent | undefined;
-  let scratch: string | undefined;
-
-  afterEach(async (ctx) => {
-    dumpLogsOnFailure(ctx, agent);
-    await agent?.stop();
-    agent = undefined;
-    await removeAllCgroups();
-    removeScratch(scratch);
-    scratch = undefined;
-  });
+  const session = v1Session();
 
   it('warns (warning, then critical) before the kernel OOM-kills an anon ramp, and counts exactly that one kill', async () => {
     const limit = 96 * MiB;
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-anon-oom', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms', '--risk-clear-samples', '1000']);
-    const a = agent;
+    const a = await session.start(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms', '--risk-clear-samples', '1000']);
 
     const before = await waitFor('the first sample of app', async () => {
       const m = await a.metrics();
@@ -116,10 +102,9 @@ describe.skipIf(SKIP)('cgroup v1: anonymous memory (needs root and a v1 memory c
   });
 
   it('working set, usage and file cache equal the kernel files exactly (anon + clean page cache)', async () => {
-    scratch = diskScratchDir();
+    const scratch = session.scratch();
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-ws-parity', 1, 256 * MiB);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms']);
-    const a = agent;
+    const a = await session.start(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms']);
     // 30 MiB of clean page cache (fsync: no dirty pages left), then 40 MiB of anon memory, held.
     const child = cg.spawn('/bin/sh', ['-c',
       `dd if=/dev/zero of="$1" bs=1M count=30 conv=fsync status=none && exec "$2" "$3" --max-mib 40 --step-mib 8 --every-ms 20 --quiet`,

@@ -1,26 +1,18 @@
 // Real cgroup v1: a child process is OOM-killed while the container's main process lives on.
 // The container does not restart, so kubectl shows nothing (kubernetes#78973); headroom must count it.
-import { afterEach, describe, expect, it } from 'vitest';
-import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
-import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/agent.js';
+import { hasV1Memory, makeCgroup, ownV1MemoryDir } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
-import { exitOf, firstLog, isKillLine, isRiskLine, isRunning, MiB, RAMP, readKernelV1, recordResult, sleep, dumpLogsOnFailure } from '../../helpers/v1.js';
+import { exitOf, firstLog, isKillLine, isRiskLine, isRunning, MiB, RAMP, readKernelV1, recordResult, sleep, v1Session } from '../../helpers/v1.js';
 
 describe.skipIf(!hasV1Memory())('cgroup v1: child OOM-killed, parent lives (needs root and a v1 memory controller)', () => {
-  let agent: Agent | undefined;
-
-  afterEach(async (ctx) => {
-    dumpLogsOnFailure(ctx, agent);
-    await agent?.stop();
-    agent = undefined;
-    await removeAllCgroups();
-  });
+  const session = v1Session();
 
   it('counts the kill of a leaking child while PID 1 (a shell) stays alive', async () => {
     const limit = 80 * MiB;
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-child-oom', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms']);
-    const a = agent;
+    const a = await session.start(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms']);
     const c = { container: 'app' };
     await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_oom_kills_total', c) === 0);
 

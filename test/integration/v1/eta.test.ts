@@ -2,28 +2,20 @@
 // The ETA is exported while the ramp runs, is finite and falls as the limit nears, and raises risk
 // (warning, then critical) before the kernel OOM-kills. The thresholds are scaled down by flags so
 // the ramp takes seconds, not minutes; the test asserts order and values, never durations.
-import { afterEach, describe, expect, it } from 'vitest';
-import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
-import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/agent.js';
+import { hasV1Memory, makeCgroup, ownV1MemoryDir } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
-import { dumpLogsOnFailure, exitOf, firstLog, isKillLine, isRiskLine, logMs, MiB, RAMP, readKernelV1, recordResult, sleep } from '../../helpers/v1.js';
+import { exitOf, firstLog, isKillLine, isRiskLine, logMs, MiB, RAMP, readKernelV1, recordResult, sleep, v1Session } from '../../helpers/v1.js';
 
 describe.skipIf(!hasV1Memory())('cgroup v1: time to OOM (needs root and a v1 memory controller)', () => {
-  let agent: Agent | undefined;
-
-  afterEach(async (ctx) => {
-    dumpLogsOnFailure(ctx, agent);
-    await agent?.stop();
-    agent = undefined;
-    await removeAllCgroups();
-  });
+  const session = v1Session();
 
   it('exports a finite, falling ETA during a ramp, and warns (warning, then critical) from it before the kill', async () => {
     const limit = 160 * MiB;
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-eta', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms', '--risk-clear-samples', '1000',
+    const a = await session.start(['--cgroup', cg.dir, '--container', 'app', '--interval', '200ms', '--risk-clear-samples', '1000',
       '--eta-window', '10s', '--eta-warning', '30s', '--eta-critical', '8s']);
-    const a = agent;
     await waitFor('the first sample of app', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', { container: 'app' }) !== undefined);
 
     // 4 MiB/s of anonymous memory until the kernel kills it

@@ -1,35 +1,21 @@
 // Real cgroup v1: page cache filling the cgroup up to its limit is normal and safe (DESIGN §3 trap 2).
 // headroom must report it as page cache / file memory, keep it out of unreclaimable, and never warn.
-import { afterEach, describe, expect, it } from 'vitest';
-import { startAgent, waitFor, type Agent } from '../../helpers/agent.js';
-import { hasV1Memory, makeCgroup, ownV1MemoryDir, removeAllCgroups } from '../../helpers/cgroup.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/agent.js';
+import { hasV1Memory, makeCgroup, ownV1MemoryDir } from '../../helpers/cgroup.js';
 import { value } from '../../helpers/metrics.js';
-import {
-  bracketedScrape, diskScratchDir, exitOf, isRiskLine, isRunning, kernelView, MiB, readKernelV1, recordResult,
-  removeScratch, sleep, dumpLogsOnFailure,
-} from '../../helpers/v1.js';
+import { bracketedScrape, exitOf, isRiskLine, isRunning, kernelView, MiB, readKernelV1, recordResult, sleep, v1Session } from '../../helpers/v1.js';
 
 describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v1 memory controller)', () => {
-  let agent: Agent | undefined;
-  let scratch: string | undefined;
-
-  afterEach(async (ctx) => {
-    dumpLogsOnFailure(ctx, agent);
-    await agent?.stop();
-    agent = undefined;
-    await removeAllCgroups();
-    removeScratch(scratch);
-    scratch = undefined;
-  });
+  const session = v1Session();
 
   it('a file of twice the limit, written and read back, shows as page cache and never raises OOM risk', async () => {
     const limit = 64 * MiB;
-    scratch = diskScratchDir();
+    const scratch = session.scratch();
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-pagecache', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'cache', '--interval', '200ms', '--peak-window', '10m',
+    const a = await session.start(['--cgroup', cg.dir, '--container', 'cache', '--interval', '200ms', '--peak-window', '10m',
       // a short trend window, so the time-to-OOM prediction is live during the flood (it must not fire on page cache)
       '--eta-window', '10s']);
-    const a = agent;
     const c = { container: 'cache' };
     await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', c) !== undefined);
     await sleep(6000); // more than half the 10 s trend window of samples: the prediction is live from the start of the flood
@@ -108,12 +94,11 @@ describe.skipIf(!hasV1Memory())('cgroup v1: page cache flood (needs root and a v
 
   it('a buffered write flood (dirty pages, no per-cgroup dirty throttling on v1) raises no OOM risk', async () => {
     const limit = 64 * MiB;
-    scratch = diskScratchDir();
+    const scratch = session.scratch();
     const cg = makeCgroup(ownV1MemoryDir(), 'hr-dirty', 1, limit);
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'writer', '--interval', '200ms', '--peak-window', '10m',
+    const a = await session.start(['--cgroup', cg.dir, '--container', 'writer', '--interval', '200ms', '--peak-window', '10m',
       // a short trend window, so the time-to-OOM prediction is live during the flood (it must not fire on page cache)
       '--eta-window', '10s']);
-    const a = agent;
     const c = { container: 'writer' };
     await waitFor('the first sample', async () => value(await a.metrics(), 'headroom_memory_usage_bytes', c) !== undefined);
     await sleep(6000); // more than half the 10 s trend window of samples: the prediction is live from the start of the flood

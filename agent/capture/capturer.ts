@@ -1,0 +1,191 @@
+// Pre-OOM evidence (DESIGN §6, README "Pre-OOM evidence"): when a container's risk reaches
+// --capture-on, tell the app to dump what it knows before the kernel kills it. Once per episode
+// (policy.ts). Never blocks sampling: the listener starts a job and returns; one job per container.
+//
+//   signal: to the container's earliest-started process that catches it (signal.ts), e.g. SIGUSR2
+//           for node --heapsnapshot-signal=SIGUSR2; with --capture-dir, headroom waits for the file
+//           the app writes there, then keeps the directory within its caps.
+//   url:    GET (e.g. a pprof heap endpoint), the body saved into --capture-dir (url.ts).
+import type { CaptureConfig } from '../config.js';
+import type { AgentEvent } from '../events.js';
+import { humanBytes, type Logger } from '../log.js';
+import { readCgroupPids } from '../processes.js';
+import { prune, waitForNewFile } from './dir.js';
+import { NO_EPISODE, onRiskChange, type EpisodeState } from './policy.js';
+import { pickProcess } from './signal.js';
+import { CaptureError, download, safeUrl } from './url.js';
+
+export const CAPTURE_METHODS = ['signal', 'url'] as const;
+export type CaptureMethod = (typeof CAPTURE_METHODS)[number];
+export const CAPTURE_RESULTS = ['ok', 'failed', 'skipped'] as const;
+export type CaptureResult = (typeof CAPTURE_RESULTS)[number];
+
+export interface CaptureTarget {
+  /** readable cgroup directory (its cgroup.procs lists the processes now) */
+  readonly dir: string | undefined;
+  /** processes seen at discovery, when the directory cannot be read */
+  readonly pids: readonly number[];
+}
+
+export interface CapturerOptions {
+  readonly config: CaptureConfig;
+  readonly log: Logger;
+  readonly procRoot: string;
+  /** the container's cgroup and processes now */
+  readonly lookup: (container: string) => CaptureTarget | undefined;
+  /** a new episode sooner than this after the last capture is skipped (default 10 min) */
+  readonly cooldownMs?: number;
+  readonly now?: () => number;
+  readonly kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /** poll interval while waiting for the app's file (default 500 ms) */
+  readonly pollMs?: number;
+}
+
+export interface CaptureStat {
+  readonly container: string;
+  readonly method: CaptureMethod;
+  readonly result: CaptureResult;
+  readonly count: number;
+}
+
+export const DEFAULT_CAPTURE_COOLDOWN_MS = 10 * 60_000;
+
+export class Capturer {
+  private readonly episodes = new Map<string, EpisodeState>();
+  private readonly jobs = new Map<string, Promise<void>>();
+  private readonly counts = new Map<string, CaptureStat>();
+  private readonly stop = new AbortController();
+  private readonly now: () => number;
+  private readonly kill: (pid: number, signal: NodeJS.Signals) => void;
+
+  constructor(private readonly opts: CapturerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.kill = opts.kill ?? ((pid, sig) => { process.kill(pid, sig); });
+  }
+
+  private get methods(): CaptureMethod[] {
+    const c = this.opts.config;
+    return [...(c.signal ? ['signal' as const] : []), ...(c.url ? ['url' as const] : [])];
+  }
+
+  /** The sampler's listener. */
+  readonly listener = (e: AgentEvent): void => {
+    if (e.type !== 'risk' || this.stop.signal.aborted) return;
+    const prev = this.episodes.get(e.container) ?? NO_EPISODE;
+    const d = onRiskChange(prev, e.to, this.opts.config.on, this.now(), this.opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS);
+    this.episodes.set(e.container, d.state);
+    if (d.capture === false) {
+      if (d.skipped === 'cooldown') {
+        for (const m of this.methods) this.count(e.container, m, 'skipped');
+        this.opts.log.info(`capture: container ${e.container} reached risk ${e.to} again within ${Math.round((this.opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS) / 60_000)} min of the last capture; not capturing again`, { container: e.container, capture: 'skipped' });
+      }
+      return;
+    }
+    if (this.jobs.has(e.container)) return; // the previous episode's job is still waiting for its file
+    const job = this.capture(e.container, e.to).catch((err) => {
+      this.opts.log.warn(`capture: container ${e.container}: ${(err as Error)?.message ?? String(err)}`, { container: e.container });
+    }).finally(() => this.jobs.delete(e.container));
+    this.jobs.set(e.container, job);
+  };
+
+  stats(): CaptureStat[] {
+    return [...this.counts.values()];
+  }
+
+  /** Jobs in flight (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.jobs.size > 0) await Promise.allSettled([...this.jobs.values()]);
+  }
+
+  /** Stop waiting for files; let running downloads end (bounded by --capture-timeout). */
+  async close(timeoutMs = 3000): Promise<void> {
+    this.stop.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.idle(), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
+    clearTimeout(timer);
+  }
+
+  private count(container: string, method: CaptureMethod, result: CaptureResult): void {
+    const key = `${container}\0${method}\0${result}`;
+    const c = this.counts.get(key);
+    this.counts.set(key, { container, method, result, count: (c?.count ?? 0) + 1 });
+  }
+
+  private async capture(container: string, level: string): Promise<void> {
+    const { config: cfg, log } = this.opts;
+    const started = this.now();
+    const fields = { container, capture: 'start', risk: level };
+    log.warn(`capture: container ${container} reached risk ${level}: taking pre-OOM evidence (once per episode)`, fields);
+    // Room for the new file first, so the count cap holds while the app writes.
+    if (cfg.dir) await this.prune(cfg.dir, Math.max(0, cfg.maxFiles - 1), cfg.maxBytes);
+
+    let signalled = false;
+    if (cfg.signal) signalled = await this.sendSignal(container, cfg.signal);
+    if (cfg.url && cfg.dir) {
+      try {
+        const d = await download(cfg.url, cfg.dir, container, cfg.maxBytes, cfg.timeoutMs);
+        this.count(container, 'url', 'ok');
+        log.info(`capture: saved ${humanBytes(d.bytes)} from ${safeUrl(cfg.url)} to ${d.path}`, { container, capture: 'url', file: d.path, bytes: d.bytes });
+      } catch (err) {
+        this.count(container, 'url', 'failed');
+        const why = err instanceof CaptureError ? err.message : (err as Error)?.message ?? String(err);
+        log.warn(`capture: GET ${safeUrl(cfg.url)} for container ${container} failed: ${why}`, { container, capture: 'url', error: why });
+      }
+    }
+    if (signalled && cfg.dir) {
+      const f = await waitForNewFile(cfg.dir, started, cfg.timeoutMs, this.opts.pollMs ?? 500, this.stop.signal);
+      if (f) {
+        log.info(`capture: container ${container} wrote ${f.name} (${humanBytes(f.bytes)}) into ${cfg.dir}`, { container, capture: 'file', file: f.path, bytes: f.bytes });
+      } else if (!this.stop.signal.aborted) {
+        log.warn(`capture: no new file appeared in ${cfg.dir} within ${cfg.timeoutMs / 1000}s after ${cfg.signal} to container ${container}; does the app write there (e.g. node --diagnostic-dir=${cfg.dir})?`, { container, capture: 'file' });
+      }
+    }
+    if (cfg.dir) await this.prune(cfg.dir, cfg.maxFiles, cfg.maxBytes);
+  }
+
+  private async sendSignal(container: string, signal: NodeJS.Signals): Promise<boolean> {
+    const { log, procRoot } = this.opts;
+    const t = this.opts.lookup(container);
+    let pids = [...(t?.pids ?? [])];
+    if (t?.dir) {
+      const r = await readCgroupPids(t.dir);
+      if (r.pids.length > 0) pids = r.pids;
+    }
+    const pick = await pickProcess(procRoot, pids, signal);
+    if (!pick.target) {
+      this.count(container, 'signal', 'skipped');
+      const seen = pick.notCatching.slice(0, 5).map((p) => `${p.pid} (${p.comm})`).join(', ');
+      const why = pids.length === 0 ? 'it has no processes'
+        : pick.notCatching.length > 0 ? `none of its processes catches it (${seen}), and an uncaught ${signal} would kill the app`
+          : `its processes could not be read${pick.problems.length ? `: ${pick.problems[0]}` : ''}`;
+      log.warn(`capture: ${signal} not sent to container ${container}: ${why}`, { container, capture: 'signal' });
+      return false;
+    }
+    const { pid, comm } = pick.target;
+    try {
+      this.kill(pid, signal);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      this.count(container, 'signal', 'failed');
+      const why = code === 'EPERM' ? 'permission denied: run headroom as the app\'s UID, or give it the KILL capability'
+        : code === 'ESRCH' ? 'the process exited' : (err as Error).message;
+      log.warn(`capture: cannot send ${signal} to pid ${pid} (${comm}) in container ${container}: ${why}`, { container, capture: 'signal', pid });
+      return false;
+    }
+    this.count(container, 'signal', 'ok');
+    log.info(`capture: sent ${signal} to pid ${pid} (${comm}) in container ${container}`, { container, capture: 'signal', pid, comm });
+    return true;
+  }
+
+  private async prune(dir: string, maxFiles: number, maxBytes: number): Promise<void> {
+    try {
+      const r = await prune(dir, maxFiles, maxBytes);
+      if (r.removed.length > 0) {
+        this.opts.log.info(`capture: removed ${r.removed.length} old file(s) from ${dir} (${r.removed.map((f) => f.name).join(', ')}) to keep at most ${maxFiles} file(s) and ${humanBytes(maxBytes)}`, { capture: 'prune', removed: r.removed.length });
+      }
+      for (const e of r.errors) this.opts.log.warn(`capture: cannot remove ${e}`, { capture: 'prune' });
+    } catch (err) {
+      this.opts.log.warn(`capture: cannot list ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { capture: 'prune' });
+    }
+  }
+}

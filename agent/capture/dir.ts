@@ -1,0 +1,105 @@
+// The capture directory: a bounded store. Count and total size are capped; the oldest files go
+// first. Only regular, non-hidden files directly in it count (downloads in progress are hidden).
+import { lstat, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface CaptureFile {
+  readonly name: string;
+  readonly path: string;
+  readonly bytes: number;
+  /** ms */
+  readonly mtime: number;
+}
+
+/** Newest first. A missing directory is empty; other errors throw. */
+export async function listCaptures(dir: string): Promise<CaptureFile[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const files: CaptureFile[] = [];
+  for (const name of names) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    try {
+      const s = await lstat(path);
+      if (s.isFile()) files.push({ name, path, bytes: s.size, mtime: s.mtimeMs });
+    } catch { /* removed meanwhile */ }
+  }
+  return files.sort((a, b) => b.mtime - a.mtime || (a.name < b.name ? 1 : -1));
+}
+
+/**
+ * Which files to delete so that at most maxFiles and maxBytes remain: the newest files are kept
+ * while both caps hold; the first one that does not fit and everything older go. Pure; files newest
+ * first, as listCaptures gives them.
+ */
+export function overCap(files: readonly CaptureFile[], maxFiles: number, maxBytes: number): CaptureFile[] {
+  let bytes = 0;
+  let keep = 0;
+  while (keep < files.length && keep < maxFiles && bytes + files[keep]!.bytes <= maxBytes) bytes += files[keep++]!.bytes;
+  return files.slice(keep);
+}
+
+export interface PruneResult {
+  readonly removed: readonly CaptureFile[];
+  readonly kept: number;
+  readonly keptBytes: number;
+  readonly errors: readonly string[];
+}
+
+export async function prune(dir: string, maxFiles: number, maxBytes: number): Promise<PruneResult> {
+  const files = await listCaptures(dir);
+  const drop = overCap(files, maxFiles, maxBytes);
+  const removed: CaptureFile[] = [];
+  const errors: string[] = [];
+  for (const f of drop) {
+    try {
+      await unlink(f.path);
+      removed.push(f);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT') removed.push(f);
+      else errors.push(`${f.path}: ${e.code ?? e.message}`);
+    }
+  }
+  const gone = new Set(removed.map((f) => f.path));
+  const left = files.filter((f) => !gone.has(f.path));
+  return { removed, kept: left.length, keptBytes: left.reduce((n, f) => n + f.bytes, 0), errors };
+}
+
+/**
+ * After a signal: the first file that appeared or changed since `since` and then kept its size for
+ * three polls in a row (the app finished writing it); when `stop` aborts, the newest new file as it
+ * is. undefined when none appeared before the deadline.
+ */
+export async function waitForNewFile(
+  dir: string, since: number, timeoutMs: number, pollMs = 500, stop?: AbortSignal,
+): Promise<CaptureFile | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  const sizes = new Map<string, { bytes: number; stable: number }>();
+  while (Date.now() < deadline && !stop?.aborted) {
+    let files: CaptureFile[] = [];
+    try { files = await listCaptures(dir); } catch { /* retried */ }
+    for (const f of files) {
+      if (f.mtime < since - 1000) continue; // mtime has coarse granularity on some file systems
+      const seen = sizes.get(f.path);
+      if (seen && seen.bytes === f.bytes && f.bytes > 0) {
+        if (++seen.stable >= 3) return f;
+      } else {
+        sizes.set(f.path, { bytes: f.bytes, stable: 0 });
+      }
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  if (stop?.aborted) {
+    // Shutting down (e.g. the app exited): whatever it wrote since is final now.
+    try {
+      return (await listCaptures(dir)).find((f) => f.mtime >= since - 1000 && f.bytes > 0);
+    } catch { /* below */ }
+  }
+  return undefined;
+}
