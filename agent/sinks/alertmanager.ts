@@ -50,7 +50,9 @@ export class AlertmanagerSink implements Sink {
   }
 
   private labels(alertname: string, severity: string, container: string): Record<string, string> {
-    const l: Record<string, string> = { alertname, severity, container };
+    // source=headroom tells these from the same alerts evaluated by Prometheus from
+    // deploy/prometheus/headroom.rules.yaml, so an inhibit rule can keep one of each (README).
+    const l: Record<string, string> = { alertname, severity, container, source: 'headroom' };
     if (this.opts.pod.name) l['pod'] = this.opts.pod.name;
     if (this.opts.pod.namespace) l['namespace'] = this.opts.pod.namespace;
     return l;

@@ -3,14 +3,14 @@
 // through the dispatcher and the real v2 API, then GET /api/v2/alerts shows what Alertmanager made
 // of them: labels, annotations, active while the level lasts, resolved when it ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertmanagerSink } from '../../agent/sinks/alertmanager.js';
 import { Dispatcher } from '../../agent/sinks/dispatch.js';
-import { waitFor } from '../helpers/agent.js';
+import { REPO, waitFor } from '../helpers/agent.js';
 import { captureLog, oomKill, risk } from '../helpers/notify.js';
 
 const BIN = ['prometheus-alertmanager', 'alertmanager'].find((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status === 0);
@@ -21,7 +21,8 @@ interface GotAlert {
   annotations: Record<string, string>;
   startsAt: string;
   endsAt: string;
-  status: { state: string };
+  status: { state: string; inhibitedBy?: string[] };
+  fingerprint: string;
 }
 
 async function freePort(): Promise<number> {
@@ -40,7 +41,9 @@ describe.skipIf(!BIN)('Alertmanager sink against a real Alertmanager', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'headroom-am-'));
-    writeFileSync(join(dir, 'alertmanager.yml'), 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n');
+    // The inhibit rules users are told to add (README, Notifications), as shipped.
+    const inhibit = readFileSync(join(REPO, 'deploy/prometheus/alertmanager-inhibit.yaml'), 'utf8');
+    writeFileSync(join(dir, 'alertmanager.yml'), `route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n${inhibit}`);
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     am = spawn(BIN!, [
@@ -76,7 +79,7 @@ describe.skipIf(!BIN)('Alertmanager sink against a real Alertmanager', () => {
         const a = find(await alerts(), 'HeadroomOOMRisk', 'warning', 'app');
         return a?.status.state === 'active' ? a : undefined;
       }, 15_000);
-      expect(warning.labels).toEqual({ alertname: 'HeadroomOOMRisk', severity: 'warning', container: 'app', pod: 'shop-7d9f', namespace: 'prod' });
+      expect(warning.labels).toEqual({ alertname: 'HeadroomOOMRisk', severity: 'warning', container: 'app', pod: 'shop-7d9f', namespace: 'prod', source: 'headroom' });
       expect(warning.annotations).toEqual({
         summary: 'OOM risk warning for container app',
         description: 'OOM risk warning: container app: unreclaimable 210 MiB of 256 MiB limit (82%), page cache 20 MiB is not counted',
@@ -129,7 +132,7 @@ describe.skipIf(!BIN)('Alertmanager sink against a real Alertmanager', () => {
       const k = find(await alerts(), 'HeadroomOOMKilled', 'warning', 'worker');
       return k?.status.state === 'active' ? k : undefined;
     }, 15_000);
-    expect(a.labels).toEqual({ alertname: 'HeadroomOOMKilled', severity: 'warning', container: 'worker' });
+    expect(a.labels).toEqual({ alertname: 'HeadroomOOMKilled', severity: 'warning', container: 'worker', source: 'headroom' });
     expect(a.annotations).toEqual({
       summary: 'container worker was OOM-killed',
       description: 'container worker: the kernel OOM-killed 2 processes (5 so far); unreclaimable memory peaked at 255 MiB of 256 MiB limit in the last samples',
@@ -138,5 +141,49 @@ describe.skipIf(!BIN)('Alertmanager sink against a real Alertmanager', () => {
     expect(left).toBeGreaterThan(9 * 60_000);
     expect(left).toBeLessThanOrEqual(10 * 60_000);
     expect(d.stats().find((s) => s.result === 'sent')!.count).toBe(1);
+  });
+
+  it('with deploy/prometheus/alertmanager-inhibit.yaml, headroom\'s own alerts mute the same ones from the Prometheus rules, and nothing else', async () => {
+    // What Prometheus sends for the rules in deploy/prometheus/headroom.rules.yaml: the series'
+    // labels (instance, job, ...) plus the rule's severity, no source label.
+    const fromPrometheus = (alertname: string, severity: string, container: string) => ({
+      labels: { alertname, severity, container, namespace: 'prod', pod: 'shop-1', instance: '10.0.0.7:9847', job: 'prod/headroom' },
+      annotations: { summary: 'from the rules' },
+      startsAt: new Date().toISOString(), endsAt: new Date(Date.now() + 5 * 60_000).toISOString(),
+    });
+    const post = await fetch(`${url}/api/v2/alerts`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([
+        fromPrometheus('HeadroomOOMKilled', 'warning', 'api'),
+        fromPrometheus('HeadroomOOMRiskCritical', 'critical', 'api'),
+        fromPrometheus('HeadroomOOMRiskWarning', 'warning', 'api'),
+        fromPrometheus('HeadroomOOMKilled', 'warning', 'other'), // headroom says nothing about this one
+      ]),
+    });
+    expect(post.ok).toBe(true);
+    const { log } = captureLog();
+    const d = new Dispatcher([new AlertmanagerSink({ url, pod: { name: 'shop-1', namespace: 'prod' } })], { log });
+    try {
+      d.listener(oomKill('api'));
+      d.listener(risk('api', 'ok', 'critical', 250));
+      await d.flush(5000);
+      const byName = (all: GotAlert[], name: string, container: string, source?: string) =>
+        all.find((a) => a.labels['alertname'] === name && a.labels['container'] === container && a.labels['source'] === source);
+      const all = await waitFor('the rules\' duplicates suppressed', async () => {
+        const got = await alerts();
+        const k = byName(got, 'HeadroomOOMKilled', 'api');
+        const c = byName(got, 'HeadroomOOMRiskCritical', 'api');
+        return k?.status.state === 'suppressed' && c?.status.state === 'suppressed' ? got : undefined;
+      }, 15_000);
+      const mine = byName(all, 'HeadroomOOMKilled', 'api', 'headroom')!;
+      expect(mine.status.state).toBe('active');
+      expect(byName(all, 'HeadroomOOMKilled', 'api')!.status.inhibitedBy).toEqual([mine.fingerprint]);
+      expect(byName(all, 'HeadroomOOMRisk', 'api', 'headroom')!.status.state).toBe('active');
+      // A different severity, or another container, is not a duplicate.
+      expect(byName(all, 'HeadroomOOMRiskWarning', 'api')!.status.state).toBe('active');
+      expect(byName(all, 'HeadroomOOMKilled', 'other')!.status.state).toBe('active');
+    } finally {
+      await d.close(1000);
+    }
   });
 });

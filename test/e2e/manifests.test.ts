@@ -13,6 +13,7 @@ import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
+import { parseCli } from '../../agent/config.js';
 import { REPO } from '../helpers/agent.js';
 
 type Obj = Record<string, any>;
@@ -290,6 +291,26 @@ describe('deploy/kustomize', () => {
       expect(json['panels']?.length ?? json['rows']?.length).toBeGreaterThan(0);
     });
 
+    it('wires pre-OOM capture: the app writes heap snapshots into a volume headroom shares and caps, and headroom\'s env is a valid configuration', () => {
+      const d = one(objs, 'Deployment', 'leaky-app');
+      const pod = podOf(d);
+      const h = headroomIn(pod['initContainers'])[0]!;
+      const app = pod['containers'].find((c: Obj) => c['name'] === 'app');
+      const env: Record<string, string> = {};
+      for (const e of h['env'] as Obj[]) if (typeof e['value'] === 'string') env[e['name']] = e['value'];
+      const parsed = parseCli([], env);
+      if (parsed.kind !== 'run') throw new Error('expected a configuration');
+      expect(parsed.config.capture).toMatchObject({ signal: 'SIGUSR2', on: 'warning', dir: '/captures', maxFiles: 3 });
+      expect(app['command']).toContain('--heapsnapshot-signal=SIGUSR2');
+      expect(app['command']).toContain(`--diagnostic-dir=${parsed.config.capture!.dir}`);
+      const mountOf = (c: Obj) => (c['volumeMounts'] as Obj[]).find((m) => m['mountPath'] === '/captures');
+      expect(mountOf(app)['name']).toBe(mountOf(h)['name']);
+      const vol = (pod['volumes'] as Obj[]).find((v) => v['name'] === mountOf(h)['name']);
+      expect(vol['emptyDir']['sizeLimit']).toBe('256Mi');
+      // headroom's byte cap fits inside the volume's own limit
+      expect(parsed.config.capture!.maxBytes).toBeLessThan(256 * 1024 * 1024);
+    });
+
     it('pins the headroom image to the package version', () => {
       const k = parseYaml(readFileSync(join(KUSTOMIZE, 'examples/leaky-app/kustomization.yaml'), 'utf8')) as Obj;
       expect(k['images']).toContainEqual(expect.objectContaining({ name: 'headroom', newTag: VERSION }));
@@ -369,12 +390,49 @@ describe('deploy/kustomize', () => {
       const pod = podOf(one(objs, 'Deployment', 'web'));
       expect(pod['serviceAccountName']).toBe('headroom');
       expect(pod['automountServiceAccountToken']).toBe(true);
+      // ... and switches the Events sink on in the native sidecar: one env more, nothing else changed
+      expect(headroomIn(pod['containers'])).toEqual([]);
+      const [h, ...more] = headroomIn(pod['initContainers']);
+      expect(h, 'headroom in initContainers').toBeDefined();
+      expect(more).toEqual([]);
+      expect(env(h!, 'HEADROOM_KUBERNETES_EVENTS')).toEqual({ name: 'HEADROOM_KUBERNETES_EVENTS', value: 'true' });
+      const without = headroomIn(podOf(one(kustomize(scratch(dirs, { components: ['headroom'], extra: { namespace: 'shop' } })), 'Deployment', 'web'))['initContainers'])[0]!;
+      expect({ ...h, env: h!['env'].filter((e: Obj) => e['name'] !== 'HEADROOM_KUBERNETES_EVENTS') }).toEqual(without);
+    });
+
+    it('rbac with headroom-legacy: switches Events on in the headroom container under containers', async () => {
+      const objs = kustomize(scratch(dirs, { components: ['headroom-legacy', 'rbac'], extra: { namespace: 'shop' } }));
+      await validate(objs);
+      const pod = podOf(one(objs, 'Deployment', 'web'));
+      expect(pod['serviceAccountName']).toBe('headroom');
+      expect(pod['automountServiceAccountToken']).toBe(true);
+      expect(headroomIn(pod['initContainers'])).toEqual([]);
+      const [h, ...more] = headroomIn(pod['containers']);
+      expect(h, 'headroom in containers').toBeDefined();
+      expect(more).toEqual([]);
+      expect(h!['restartPolicy']).toBeUndefined();
+      expect(env(h!, 'HEADROOM_KUBERNETES_EVENTS')).toEqual({ name: 'HEADROOM_KUBERNETES_EVENTS', value: 'true' });
+      const without = headroomIn(podOf(one(kustomize(scratch(dirs, { components: ['headroom-legacy'], extra: { namespace: 'shop' } })), 'Deployment', 'web'))['containers'])[0]!;
+      expect({ ...h, env: h!['env'].filter((e: Obj) => e['name'] !== 'HEADROOM_KUBERNETES_EVENTS') }).toEqual(without);
+    });
+
+    it('rbac skips a Deployment labelled headroom.dev/inject: "false"', () => {
+      const objs = kustomize(scratch(dirs, {
+        components: ['headroom', 'rbac'],
+        deployments: [minimalDeployment('web', 'app'), minimalDeployment('skip', 'app', { 'headroom.dev/inject': 'false' })],
+      }));
+      expect(one(objs, 'Deployment', 'skip')).toEqual(minimalDeployment('skip', 'app', { 'headroom.dev/inject': 'false' }));
     });
 
     it('without rbac, no service account, role or binding', () => {
       const objs = kustomize(scratch(dirs, { components: ['headroom', 'monitoring'] }));
       expect(objs.map((o) => o['kind']).filter((k) => /ServiceAccount|Role/.test(k))).toEqual([]);
       expect(podOf(one(objs, 'Deployment', 'web'))['serviceAccountName']).toBeUndefined();
+      const h = expectHeadroomSidecar(one(objs, 'Deployment', 'web'), 'app');
+      expect(env(h, 'HEADROOM_KUBERNETES_EVENTS'), 'no Events without rbac').toBeUndefined();
+      const legacy = headroomIn(podOf(one(kustomize(scratch(dirs, { components: ['headroom-legacy', 'monitoring'] })), 'Deployment', 'web'))['containers'])[0]!;
+      expect(legacy, 'headroom in containers').toBeDefined();
+      expect(env(legacy, 'HEADROOM_KUBERNETES_EVENTS'), 'no Events without rbac (legacy)').toBeUndefined();
     });
   });
 
