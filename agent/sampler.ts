@@ -77,6 +77,8 @@ interface TargetState {
   restarts: number;
   risk: RiskState;
   trend: EtaResult;
+  /** ms; the trend only uses samples after this (the last OOM kill: memory before it is another process's growth) */
+  trendSince: number;
   reportedKills: number;
   /** the declared limit was compared with this instance's cgroup limit */
   limitChecked: boolean;
@@ -202,7 +204,7 @@ export class Sampler {
         st = {
           target, instance: target.dir ? target.id : undefined, present: true, gone: false, ancestorLimit: undefined, ring: [], latest: undefined,
           oomKills: new MonotonicCounter(), events: new CounterFamily(), pressure: new CounterFamily(), refaults: new CounterFamily(),
-          restarts: 0, risk: INITIAL_RISK, trend: NO_TREND, reportedKills: 0, limitChecked: false, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
+          restarts: 0, risk: INITIAL_RISK, trend: NO_TREND, trendSince: -Infinity, reportedKills: 0, limitChecked: false, killsPrimed: false, processes: [], watcher: undefined, watchedDir: undefined,
         };
         this.states.set(target.name, st);
         if (target.dir) this.emit({ type: 'target_added', container: target.name, dir: target.dir, version: target.version });
@@ -295,6 +297,10 @@ export class Sampler {
       const peak = st.ring.reduce<number | undefined>((m, x) => Math.max(m ?? 0, x.view.unreclaimable), undefined);
       const limit = [...st.ring].reverse().find((x) => x.view.limit !== undefined)?.view.limit;
       this.emit({ type: 'oom_kill', container: st.target.name, count: total - st.reportedKills, total, peakUnreclaimable: peak, limit });
+      // The killed process's memory is gone: a slope across the drop would predict from a line
+      // nothing follows any more (an ETA of 0 s after the kill). Start the trend afresh.
+      st.trendSince = this.now();
+      st.trend = NO_TREND;
     }
     st.reportedKills = Math.max(st.reportedKills, total);
   }
@@ -337,7 +343,8 @@ export class Sampler {
     let from = st.ring.length;
     while (from > 0 && st.ring[from - 1]!.t >= t - win) from--;
     const recent = st.ring.slice(from);
-    const unreclaimable: TrendPoint[] = recent.map((s) => ({ t: s.t, v: s.view.unreclaimable }));
+    const unreclaimable: TrendPoint[] = [];
+    for (const s of recent) if (s.t > st.trendSince) unreclaimable.push({ t: s.t, v: s.view.unreclaimable });
     st.trend = estimateEta(unreclaimable, view.limit, { windowMs: win });
     const psiFull: TrendPoint[] = [];
     const high: TrendPoint[] = [];

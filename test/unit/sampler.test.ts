@@ -122,6 +122,31 @@ describe('sampler', () => {
     expect(st.eta).toBeUndefined();
   });
 
+  it('starts the trend afresh after an OOM kill: no ETA computed across the drop', async () => {
+    const MiB = 1024 * 1024;
+    const d = cgroupCopy('v2/anon', 'eta-kill');
+    const s = setup(target('eta-kill', d), undefined, { ...DEFAULT_RISK, etaWindowMs: 10_000 });
+    for (let i = 0; i < 10; i++) {
+      writeFileSync(join(d, 'memory.current'), String(115163136 + i * 8 * MiB));
+      await s.tick();
+    }
+    expect((await s.tick()).eta).toBeGreaterThan(0);
+    // The kernel kills the leaking child: its memory is gone, the counter moves.
+    const events = readFileSync(join(d, 'memory.events'), 'utf8');
+    writeFileSync(join(d, 'memory.events'), events.replace(/^oom_kill \d+$/m, 'oom_kill 1'));
+    writeFileSync(join(d, 'memory.current'), String(60 * MiB));
+    const after: Array<number | undefined> = [];
+    for (let i = 0; i < 4; i++) after.push((await s.tick()).eta);
+    expect(s.events.filter((e) => e.type === 'oom_kill')).toHaveLength(1);
+    expect(after).toEqual([undefined, undefined, undefined, undefined]);
+    // a new rise after the kill is predicted again once it spans half the window
+    for (let i = 1; i <= 8; i++) {
+      writeFileSync(join(d, 'memory.current'), String(60 * MiB + i * 8 * MiB));
+      await s.tick();
+    }
+    expect((await s.tick()).eta).toBeGreaterThan(0);
+  });
+
   it('counts a malformed file as a read error for that container and source', async () => {
     const e = cgroupCopy('v2/anon', 'e');
     writeFileSync(join(e, 'memory.stat'), 'anon x\n');
