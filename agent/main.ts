@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Entry: CLI/env -> config -> discovery -> sampler -> metrics/server; exit codes and signals.
+import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -70,6 +71,15 @@ function newCapturer(cfg: Config, sampler: Sampler, log: Logger): Capturer | und
   });
   sampler.on(capturer.listener);
   const c = cfg.capture;
+  if (c.dir) {
+    // Made now, not at the first capture: an app told to write there (node --diagnostic-dir) fails
+    // to write its dump, and Node exits, when the directory does not exist.
+    try {
+      mkdirSync(c.dir, { recursive: true });
+    } catch (err) {
+      log.warn(`pre-OOM capture: cannot create ${c.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   const how = [c.signal ? `send ${c.signal}` : '', c.url ? 'GET the capture URL' : ''].filter(Boolean).join(' and ');
   log.info(`pre-OOM capture: at risk ${c.on}, once per episode, ${how}${c.dir ? `; ${c.dir} kept within ${c.maxFiles} file(s) and ${humanBytes(c.maxBytes)}` : ''}`);
   return capturer;

@@ -6,6 +6,7 @@
 //           for node --heapsnapshot-signal=SIGUSR2; with --capture-dir, headroom waits for the file
 //           the app writes there, then keeps the directory within its caps.
 //   url:    GET (e.g. a pprof heap endpoint), the body saved into --capture-dir (url.ts).
+import { unlink } from 'node:fs/promises';
 import type { CaptureConfig } from '../config.js';
 import type { AgentEvent } from '../events.js';
 import { humanBytes, type Logger } from '../log.js';
@@ -49,11 +50,17 @@ export interface CaptureStat {
 }
 
 export const DEFAULT_CAPTURE_COOLDOWN_MS = 10 * 60_000;
+/** after an OOM kill in the container, how long a dump in progress still gets to settle */
+const KILL_GRACE_MS = 2000;
 
 export class Capturer {
   private readonly episodes = new Map<string, EpisodeState>();
   private readonly jobs = new Map<string, Promise<void>>();
   private readonly counts = new Map<string, CaptureStat>();
+  /** container -> when its last OOM kill was seen */
+  private readonly kills = new Map<string, number>();
+  /** container -> ends its wait for the app's file (after an OOM kill there) */
+  private readonly waits = new Map<string, AbortController>();
   private readonly stop = new AbortController();
   private readonly now: () => number;
   private readonly kill: (pid: number, signal: NodeJS.Signals) => void;
@@ -70,6 +77,12 @@ export class Capturer {
 
   /** The sampler's listener. */
   readonly listener = (e: AgentEvent): void => {
+    if (e.type === 'oom_kill') {
+      this.kills.set(e.container, this.now());
+      // The writer was probably the process killed: give a dump in progress a moment, then judge it.
+      const waiting = this.waits.get(e.container);
+      if (waiting) setTimeout(() => waiting.abort(), KILL_GRACE_MS).unref();
+    }
     if (e.type !== 'risk' || this.stop.signal.aborted) return;
     const prev = this.episodes.get(e.container) ?? NO_EPISODE;
     const d = onRiskChange(prev, e.to, this.opts.config.on, this.now(), this.opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS);
@@ -132,15 +145,42 @@ export class Capturer {
         log.warn(`capture: GET ${safeUrl(cfg.url)} for container ${container} failed: ${why}`, { container, capture: 'url', error: why });
       }
     }
-    if (signalled && cfg.dir) {
-      const f = await waitForNewFile(cfg.dir, started, cfg.timeoutMs, this.opts.pollMs ?? 500, this.stop.signal);
-      if (f) {
-        log.info(`capture: container ${container} wrote ${f.name} (${humanBytes(f.bytes)}) into ${cfg.dir}`, { container, capture: 'file', file: f.path, bytes: f.bytes });
-      } else if (!this.stop.signal.aborted) {
-        log.warn(`capture: no new file appeared in ${cfg.dir} within ${cfg.timeoutMs / 1000}s after ${cfg.signal} to container ${container}; does the app write there (e.g. node --diagnostic-dir=${cfg.dir})?`, { container, capture: 'file' });
-      }
-    }
+    if (signalled && cfg.dir) await this.awaitFile(container, cfg.dir, cfg.signal!, started);
     if (cfg.dir) await this.prune(cfg.dir, cfg.maxFiles, cfg.maxBytes);
+  }
+
+  /** The file the app writes after the signal: reported, or why it is missing or incomplete. */
+  private async awaitFile(container: string, dir: string, signal: NodeJS.Signals, started: number): Promise<void> {
+    const { log, config: cfg } = this.opts;
+    const wait = new AbortController();
+    this.waits.set(container, wait);
+    let got;
+    try {
+      got = await waitForNewFile(dir, started, cfg.timeoutMs, this.opts.pollMs ?? 500, AbortSignal.any([this.stop.signal, wait.signal]));
+    } finally {
+      this.waits.delete(container);
+    }
+    const killedAt = this.kills.get(container);
+    const killed = killedAt !== undefined && killedAt >= started;
+    // A dump needs free memory of its own (a V8 heap snapshot many times the heap): written close
+    // to the limit, the kernel may kill the app while it writes.
+    const advice = 'a dump needs free memory of its own (a V8 heap snapshot: several times the heap); capture earlier: --capture-on warning, a lower --warning-ratio or a longer --eta-warning';
+    if (!got) {
+      if (killed) log.warn(`capture: container ${container} was OOM-killed before it wrote anything into ${dir}: ${advice}`, { container, capture: 'file' });
+      else if (!this.stop.signal.aborted) log.warn(`capture: no new file appeared in ${dir} within ${cfg.timeoutMs / 1000}s after ${signal} to container ${container}; does the app write there (e.g. node --diagnostic-dir=${dir})?`, { container, capture: 'file' });
+      return;
+    }
+    const f = got.file;
+    if (f.bytes === 0) {
+      await unlink(f.path).catch(() => undefined);
+      log.warn(`capture: container ${container} left ${f.name} empty${killed ? ': it was OOM-killed while writing it' : ''}; removed; ${advice}`, { container, capture: 'file', file: f.path, bytes: 0 });
+      return;
+    }
+    if (killed) {
+      log.warn(`capture: container ${container} was OOM-killed while or after writing ${f.name} (${humanBytes(f.bytes)}); it may be incomplete: ${advice}`, { container, capture: 'file', file: f.path, bytes: f.bytes, complete: false });
+      return;
+    }
+    log.info(`capture: container ${container} wrote ${f.name} (${humanBytes(f.bytes)}) into ${dir}`, { container, capture: 'file', file: f.path, bytes: f.bytes, complete: got.settled });
   }
 
   private async sendSignal(container: string, signal: NodeJS.Signals): Promise<boolean> {

@@ -71,35 +71,41 @@ export async function prune(dir: string, maxFiles: number, maxBytes: number): Pr
   return { removed, kept: left.length, keptBytes: left.reduce((n, f) => n + f.bytes, 0), errors };
 }
 
+export interface NewFile {
+  readonly file: CaptureFile;
+  /** its size stayed the same for three polls in a row: the app finished writing it */
+  readonly settled: boolean;
+}
+
 /**
  * After a signal: the first file that appeared or changed since `since` and then kept its size for
- * three polls in a row (the app finished writing it); when `stop` aborts, the newest new file as it
- * is. undefined when none appeared before the deadline.
+ * three polls in a row (settled). When `stop` aborts or the time is up first, the newest new file
+ * as it is then (not settled; possibly empty). undefined when no file appeared at all.
  */
 export async function waitForNewFile(
   dir: string, since: number, timeoutMs: number, pollMs = 500, stop?: AbortSignal,
-): Promise<CaptureFile | undefined> {
+): Promise<NewFile | undefined> {
   const deadline = Date.now() + timeoutMs;
   const sizes = new Map<string, { bytes: number; stable: number }>();
+  const fresh = (f: CaptureFile) => f.mtime >= since - 1000; // mtime is coarse on some file systems
   while (Date.now() < deadline && !stop?.aborted) {
     let files: CaptureFile[] = [];
     try { files = await listCaptures(dir); } catch { /* retried */ }
     for (const f of files) {
-      if (f.mtime < since - 1000) continue; // mtime has coarse granularity on some file systems
+      if (!fresh(f)) continue;
       const seen = sizes.get(f.path);
       if (seen && seen.bytes === f.bytes && f.bytes > 0) {
-        if (++seen.stable >= 3) return f;
+        if (++seen.stable >= 3) return { file: f, settled: true };
       } else {
         sizes.set(f.path, { bytes: f.bytes, stable: 0 });
       }
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
-  if (stop?.aborted) {
-    // Shutting down (e.g. the app exited): whatever it wrote since is final now.
-    try {
-      return (await listCaptures(dir)).find((f) => f.mtime >= since - 1000 && f.bytes > 0);
-    } catch { /* below */ }
+  try {
+    const f = (await listCaptures(dir)).find(fresh);
+    return f ? { file: f, settled: false } : undefined;
+  } catch {
+    return undefined;
   }
-  return undefined;
 }

@@ -116,9 +116,14 @@ describe('capture: the bounded directory', () => {
     })();
     const got = await waitForNewFile(d, since, 10_000, 20);
     await writer;
-    expect(got?.name).toBe('Heap.1.heapsnapshot');
-    expect(got?.bytes).toBe(4000);
+    expect(got?.file.name).toBe('Heap.1.heapsnapshot');
+    expect(got?.file.bytes).toBe(4000);
+    expect(got?.settled).toBe(true);
     expect(await waitForNewFile(scratch(), Date.now(), 100, 20)).toBeUndefined();
+    // time up (or stopped) before it settled: the file as it is, not settled
+    const e = scratch();
+    writeFileSync(join(e, 'Heap.2.heapsnapshot'), '');
+    expect(await waitForNewFile(e, since, 100, 20)).toMatchObject({ file: { name: 'Heap.2.heapsnapshot', bytes: 0 }, settled: false });
   });
 });
 
@@ -328,6 +333,30 @@ describe('Capturer', () => {
     expect(readdirSync(d).sort()).toEqual(['Heap.x.heapsnapshot', 'b.heapsnapshot', 'c.heapsnapshot']);
     expect(lines.find((l) => l['capture'] === 'file')).toMatchObject({ file: join(d, 'Heap.x.heapsnapshot'), bytes: 15 });
     expect(lines.find((l) => l['capture'] === 'prune')?.['msg']).toMatch(/removed 1 old file\(s\) .*\(a\.heapsnapshot\) to keep at most 2 file\(s\)/);
+  });
+
+  it('the app is OOM-killed while it writes: an empty dump is removed, a partial one flagged, and the log says to capture earlier', async () => {
+    const d = scratch();
+    // empty file, then the kill
+    const one = make({ dir: d, timeoutMs: 1000 }, { kill: () => { writeFileSync(join(d, 'Heap.a.heapsnapshot'), ''); } });
+    one.c.listener(risk('app', 'ok', 'warning', 250));
+    one.c.listener({ type: 'oom_kill', container: 'app', count: 1, total: 1, peakUnreclaimable: 256 * MiB, limit: 256 * MiB });
+    await one.c.idle();
+    expect(readdirSync(d)).toEqual([]);
+    expect(one.lines.find((l) => l['capture'] === 'file')?.['msg']).toMatch(/^capture: container app left Heap\.a\.heapsnapshot empty: it was OOM-killed while writing it; removed; a dump needs free memory of its own .*capture earlier: --capture-on warning/);
+    // half a file, then the kill
+    const two = make({ dir: d, timeoutMs: 1000 }, { kill: () => { writeFileSync(join(d, 'Heap.b.heapsnapshot'), '{"snapshot":'); } });
+    two.c.listener(risk('app', 'ok', 'critical', 250));
+    two.c.listener({ type: 'oom_kill', container: 'app', count: 1, total: 1, peakUnreclaimable: 256 * MiB, limit: 256 * MiB });
+    await two.c.idle();
+    expect(two.lines.find((l) => l['capture'] === 'file')).toMatchObject({ file: join(d, 'Heap.b.heapsnapshot'), complete: false });
+    expect(String(two.lines.find((l) => l['capture'] === 'file')?.['msg'])).toMatch(/was OOM-killed while or after writing Heap\.b\.heapsnapshot \(12 B\); it may be incomplete/);
+    // nothing at all, then the kill
+    const three = make({ dir: scratch(), timeoutMs: 1000 });
+    three.c.listener(risk('app', 'ok', 'critical', 250));
+    three.c.listener({ type: 'oom_kill', container: 'app', count: 1, total: 1, peakUnreclaimable: 256 * MiB, limit: 256 * MiB });
+    await three.c.idle();
+    expect(String(three.lines.find((l) => l['capture'] === 'file')?.['msg'])).toMatch(/was OOM-killed before it wrote anything into/);
   });
 
   it('nothing appears after the signal: a warning that says where the app should write', async () => {

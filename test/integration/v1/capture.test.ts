@@ -102,4 +102,24 @@ describe.skipIf(!hasV1Memory())('cgroup v1: pre-OOM capture (needs root and a v1
     expect(value(m, 'headroom_captures_total', { container: 'node', method: 'signal', result: 'skipped' })).toBe(1);
     expect(value(m, 'headroom_captures_total', { container: 'node', method: 'signal', result: 'ok' })).toBeUndefined();
   }, 240_000);
+
+  it('a heap snapshot asked for too close to the limit: the app is killed while writing it, and headroom says so', async () => {
+    // Warning only from the 80 % line (no prediction), 128 MiB: ~25 MiB left, and a V8 heap
+    // snapshot of even a 3 MB heap needs ~30 MiB more (README, Pre-OOM evidence).
+    const scratch = session.scratch();
+    const dir = join(scratch, 'captures'); // made by headroom at start: node fails to write into a missing one
+    const a = await session.start(['run', '--memory', '128M', '--interval', '200ms', '--risk-clear-samples', '1000', '--eta-warning', '1s', '--eta-critical', '1s', '--linger', '60s',
+      '--capture-signal', 'SIGUSR2', '--capture-on', 'warning', '--capture-dir', dir,
+      '--', process.execPath, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, RAMP, '--step-mib', '1', '--every-ms', '250', '--quiet']);
+    const exited = await waitFor('the command to exit', () => a.logs.find((l) => typeof l['exit_status'] === 'number'), 150_000);
+    expect(exited['exit_status']).toBe(137);
+    const file = await waitFor('the capture file verdict', () => a.logs.find(isCaptureLine('file')), 30_000);
+    expect(firstLog(a.logs, isCaptureLine('signal'))).toBeGreaterThan(firstLog(a.logs, isRiskLine('warning')));
+    expect(file.level).toBe('warn');
+    expect(file.msg).toMatch(/OOM-killed (before it wrote anything|while writing it|while or after writing)/);
+    expect(file.msg).toMatch(/capture earlier: --capture-on warning/);
+    // no empty dump left behind
+    for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).size, f).toBeGreaterThan(0);
+    recordResult('capture-too-late', { verdict: file.msg, left: readdirSync(dir) });
+  }, 240_000);
 });
