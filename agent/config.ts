@@ -103,7 +103,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'kubernetes-events', env: 'HEADROOM_KUBERNETES_EVENTS', boolean: true, help: 'write risk changes and OOM kills as Kubernetes Events on the pod (the variable: true or false)' },
   { name: 'capture-signal', env: 'HEADROOM_CAPTURE_SIGNAL', help: 'pre-OOM evidence: send this signal (e.g. SIGUSR2 to a Node app started with --heapsnapshot-signal=SIGUSR2) to the container\'s main process that catches it' },
   { name: 'capture-url', env: 'HEADROOM_CAPTURE_URL', help: 'pre-OOM evidence: GET this URL (e.g. http://localhost:6060/debug/pprof/heap) and save the body into --capture-dir' },
-  { name: 'capture-on', env: 'HEADROOM_CAPTURE_ON', def: 'critical', help: 'risk level that triggers the one capture per episode: warning or critical' },
+  { name: 'capture-on', env: 'HEADROOM_CAPTURE_ON', def: 'warning', help: 'risk level that triggers the one capture per episode: warning or critical' },
   { name: 'capture-dir', env: 'HEADROOM_CAPTURE_DIR', help: 'directory for captures (needed by --capture-url; with --capture-signal, the app\'s dump directory): capped, oldest dropped' },
   { name: 'capture-max-files', env: 'HEADROOM_CAPTURE_MAX_FILES', def: '5', help: 'at most this many files are kept in --capture-dir' },
   { name: 'capture-max-bytes', env: 'HEADROOM_CAPTURE_MAX_BYTES', def: '512Mi', help: 'at most this many bytes are kept in --capture-dir' },

@@ -238,7 +238,7 @@ describe('capture: flags', () => {
   it('off unless a signal or URL is given; defaults otherwise', () => {
     expect(cfg([]).capture).toBeUndefined();
     expect(cfg(['--capture-signal', 'usr2']).capture).toEqual({
-      on: 'critical', signal: 'SIGUSR2', url: undefined, dir: undefined, maxFiles: 5, maxBytes: 512 * MiB, timeoutMs: 60_000,
+      on: 'warning', signal: 'SIGUSR2', url: undefined, dir: undefined, maxFiles: 5, maxBytes: 512 * MiB, timeoutMs: 60_000,
     });
     expect(cfg([], { HEADROOM_CAPTURE_URL: 'http://localhost:6060/debug/pprof/heap', HEADROOM_CAPTURE_DIR: 'caps', HEADROOM_CAPTURE_ON: 'warning' }).capture)
       .toMatchObject({ on: 'warning', url: 'http://localhost:6060/debug/pprof/heap', dir: join(process.cwd(), 'caps') });
