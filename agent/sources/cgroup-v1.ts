@@ -4,6 +4,7 @@ import { parseFlatKeyed, parseLimit, parseSingleValue, UNLIMITED_THRESHOLD } fro
 import { parsePressure } from './pressure.js';
 import { failedRequired, optional, readParsed, type ReadError } from './read.js';
 import type { CgroupReadResult, RawCgroupMemory } from './raw.js';
+import { consistentUsage, statTotal } from './usage.js';
 
 /**
  * @param pressureDir hybrid hosts only: the same processes' cgroup in the unified (v2) hierarchy,
@@ -11,7 +12,8 @@ import type { CgroupReadResult, RawCgroupMemory } from './raw.js';
  */
 export async function readCgroupV1(dir: string, pressureDir?: string): Promise<CgroupReadResult> {
   const f = (name: string) => join(dir, name);
-  const [usage, limit, maxUsage, failcnt, stat, oomControl, kmem, pressure] = await Promise.all([
+  // Array order is read order (the reads are synchronous): usage again after memory.stat (usage.ts).
+  const [usage, limit, maxUsage, failcnt, stat, oomControl, kmem, pressure, usageAfter] = await Promise.all([
     readParsed('memory.usage_in_bytes', f('memory.usage_in_bytes'), parseSingleValue),
     readParsed('memory.limit_in_bytes', f('memory.limit_in_bytes'), parseLimit),
     readParsed('memory.max_usage_in_bytes', f('memory.max_usage_in_bytes'), parseSingleValue),
@@ -22,6 +24,7 @@ export async function readCgroupV1(dir: string, pressureDir?: string): Promise<C
     pressureDir === undefined
       ? Promise.resolve(undefined)
       : readParsed('memory.pressure', join(pressureDir, 'memory.pressure'), parsePressure),
+    readParsed('memory.usage_in_bytes', f('memory.usage_in_bytes'), parseSingleValue),
   ]);
   const errors: ReadError[] = [];
   if (!usage.ok || !stat.ok) {
@@ -30,7 +33,8 @@ export async function readCgroupV1(dir: string, pressureDir?: string): Promise<C
   const hier = stat.value.get('hierarchical_memory_limit');
   const memory: RawCgroupMemory = {
     version: 1,
-    usage: usage.value,
+    usage: consistentUsage(usage.value, usageAfter.ok ? usageAfter.value : undefined,
+      statTotal(1, stat.value, kmem.ok ? kmem.value : undefined)),
     limit: optional(limit, errors),
     hierarchicalLimit: hier === undefined || hier >= UNLIMITED_THRESHOLD ? undefined : hier,
     peak: optional(maxUsage, errors),

@@ -5,10 +5,12 @@ import { parseFlatKeyed, parseLimit, parseSingleValue } from './parse.js';
 import { parsePressure } from './pressure.js';
 import { failedRequired, optional, readParsed, type ReadError, type ReadResult } from './read.js';
 import type { CgroupReadResult, RawCgroupMemory } from './raw.js';
+import { consistentUsage, statTotal } from './usage.js';
 
 export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
   const f = (name: string) => join(dir, name);
-  const [current, max, high, peak, stat, events, swap, pressure] = await Promise.all([
+  // Array order is read order (the reads are synchronous): memory.current again after memory.stat (usage.ts).
+  const [current, max, high, peak, stat, events, swap, pressure, currentAfter] = await Promise.all([
     readParsed('memory.current', f('memory.current'), parseSingleValue),
     readParsed('memory.max', f('memory.max'), parseLimit),
     readParsed('memory.high', f('memory.high'), parseLimit),
@@ -17,6 +19,7 @@ export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
     readParsed('memory.events', f('memory.events'), parseFlatKeyed),
     readParsed('memory.swap.current', f('memory.swap.current'), parseSingleValue), // absent without swap accounting
     readParsed('memory.pressure', f('memory.pressure'), parsePressure), // absent without CONFIG_PSI / psi=0
+    readParsed('memory.current', f('memory.current'), parseSingleValue),
   ]);
   const errors: ReadError[] = [];
   if (!current.ok || !stat.ok) {
@@ -24,7 +27,7 @@ export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
   }
   const memory: RawCgroupMemory = {
     version: 2,
-    usage: current.value,
+    usage: consistentUsage(current.value, currentAfter.ok ? currentAfter.value : undefined, statTotal(2, stat.value)),
     limit: optional(max, errors), // the root cgroup has no memory.max
     high: optional(high, errors),
     peak: optional(peak, errors),
