@@ -94,6 +94,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'eta-warning', env: 'HEADROOM_ETA_WARNING', def: '300s', help: 'predicted time to OOM at which risk is warning' },
   { name: 'eta-critical', env: 'HEADROOM_ETA_CRITICAL', def: '60s', help: 'predicted time to OOM at which risk is critical' },
   { name: 'psi-full-warning', env: 'HEADROOM_PSI_FULL_WARNING', def: '0.1', help: 'PSI memory full stall rate over --eta-window (stalled s/s) at which risk is warning' },
+  { name: 'pressure-min-ratio', env: 'HEADROOM_PRESSURE_MIN_RATIO', def: '0.7', help: 'PSI full and memory.high throttling raise risk only while unreclaimable/limit is at least this (0 = always)' },
   { name: 'log-format', env: 'HEADROOM_LOG_FORMAT', def: 'auto', help: 'json (one event per line), text, or auto: text on a terminal, else json' },
   { name: 'log-level', env: 'HEADROOM_LOG_LEVEL', def: 'info', help: 'debug, info, warn or error' },
   { name: 'memory', env: 'HEADROOM_RUN_MEMORY', help: 'run: memory limit of the cgroup made for the command (e.g. 256M)' },
@@ -186,6 +187,10 @@ function parseCapture(get: (name: string) => string | undefined): CaptureConfig 
   }
   if (url !== undefined && dir === undefined) throw new ConfigError('--capture-url needs --capture-dir: the directory its responses are saved in');
   return { on, signal, url, dir, maxFiles, maxBytes, timeoutMs };
+}
+
+function parseRatioOrZero(flag: string, raw: string): number {
+  return raw.trim() === '0' ? 0 : parseRatio(flag, raw);
 }
 
 function parseUrl(flag: string, raw: string | undefined): string | undefined {
@@ -360,6 +365,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
         etaWarningS: etaWarningMs / 1000,
         etaCriticalS: etaCriticalMs / 1000,
         psiFullWarning: parseRatio('psi-full-warning', get('psi-full-warning')!),
+        pressureMinRatio: parseRatioOrZero('pressure-min-ratio', get('pressure-min-ratio')!),
       },
       logFormat,
       logLevel: logLevel as Config['logLevel'],

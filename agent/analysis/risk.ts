@@ -19,11 +19,18 @@ export interface RiskConfig {
   readonly etaCriticalS: number;
   /** PSI full stall rate over the window (stalled seconds per second) at which risk is warning (default 0.1) */
   readonly psiFullWarning: number;
+  /**
+   * PSI full and memory.high throttling raise risk only while unreclaimable memory is at least this
+   * share of the limit (default 0.7; 0 = always, even unlimited). With most of the limit page cache
+   * they mean slow I/O, not an OOM kill on the way: a page-cache flood stalled all tasks 13–26 % of
+   * the time at 28–66 % unreclaimable (docs/leadtime.md) and nothing was ever killed.
+   */
+  readonly pressureMinRatio: number;
 }
 
 export const DEFAULT_RISK: RiskConfig = {
   warningRatio: 0.8, criticalRatio: 0.9, clearSamples: 5,
-  etaWindowMs: 60_000, etaWarningS: 300, etaCriticalS: 60, psiFullWarning: 0.1,
+  etaWindowMs: 60_000, etaWarningS: 300, etaCriticalS: 60, psiFullWarning: 0.1, pressureMinRatio: 0.7,
 };
 
 export interface RiskInput {
@@ -77,10 +84,13 @@ export function assessRisk(input: RiskInput, cfg: RiskConfig): RiskAssessment {
     else if (input.eta <= cfg.etaWarningS) causes.push({ level: 'warning', text: `OOM predicted within ${cfg.etaWarningS} s at the current growth` });
   }
   const window = `${Math.round(cfg.etaWindowMs / 1000)} s`;
-  if (input.psiFullRate !== undefined && input.psiFullRate >= cfg.psiFullWarning) {
-    causes.push({ level: 'warning', text: `all tasks stalled on memory ${pct(input.psiFullRate)} of the last ${window}, PSI full` });
+  const share = limited && input.unreclaimable !== undefined ? input.unreclaimable / input.limit! : undefined;
+  const pressureCounts = cfg.pressureMinRatio === 0 || (share !== undefined && share >= cfg.pressureMinRatio);
+  const atShare = share === undefined ? '' : ` with unreclaimable memory at ${pct(share)} of the limit`;
+  if (pressureCounts && input.psiFullRate !== undefined && input.psiFullRate >= cfg.psiFullWarning) {
+    causes.push({ level: 'warning', text: `all tasks stalled on memory ${pct(input.psiFullRate)} of the last ${window}, PSI full${atShare}` });
   }
-  if (input.highEventsRising) causes.push({ level: 'warning', text: `the kernel is throttling at memory.high, high events in the last ${window}` });
+  if (pressureCounts && input.highEventsRising) causes.push({ level: 'warning', text: `the kernel is throttling at memory.high, high events in the last ${window}${atShare}` });
   causes.sort((a, b) => rank(b.level) - rank(a.level));
   return { level: causes[0]?.level ?? 'ok', causes };
 }

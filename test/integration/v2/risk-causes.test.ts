@@ -30,7 +30,7 @@ const SCALED = [
   '--warning-ratio', '0.99', '--critical-ratio', '0.995', '--eta-warning', '1s', '--eta-critical', '1s',
   '--risk-clear-samples', '1000',
 ];
-const OTHER_CAUSES = /unreclaimable memory at|OOM predicted/;
+const OTHER_CAUSES = /of the limit, over the \d+% (warning|critical) line|OOM predicted/; // the ratio lines and the ETA
 const PSI_FULL_CAUSE = new RegExp(`all tasks stalled on memory (\\d+)% of the last ${ETA_WINDOW_S} s, PSI full`);
 
 describe.skipIf(SKIP)(title('cgroup v2: risk from PSI full and memory.high throttling'), () => {
@@ -68,7 +68,9 @@ describe.skipIf(SKIP)(title('cgroup v2: risk from PSI full and memory.high throt
       const readMiB = Math.min(fileMiB, Math.max(8, Math.round((1.5 * room) / MiB)));
       expect(room, 'page cache room next to the held memory').toBeGreaterThan(16 * MiB);
 
-      agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', ...SCALED]);
+      // ~45 % of the limit is unreclaimable here: below the default --pressure-min-ratio 0.7, so
+      // lower it (the page-cache-only case that must stay quiet is in docs/leadtime.md and unit tests).
+      agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', ...SCALED, '--pressure-min-ratio', '0.3']);
       const a = agent;
       await samplesAfter(a, 'app', Date.now());
 
@@ -129,7 +131,8 @@ describe.skipIf(SKIP)(title('cgroup v2: risk from PSI full and memory.high throt
     const limit = 384 * MiB;
     const cg = makeCgroup(CGROOT, 'highthrottle', 2, limit);
     writeFileSync(join(cg.dir, 'memory.high'), String(high));
-    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', ...SCALED]);
+    // memory.high (48 MiB) is far below memory.max (384 MiB): throttling starts at ~12 % of the limit
+    agent = await startAgent(['--cgroup', cg.dir, '--container', 'app', ...SCALED, '--pressure-min-ratio', '0.1']);
     const a = agent;
     await samplesAfter(a, 'app', Date.now());
     expect(flatKeyed(cg, 'memory.events')['high']).toBe(0);
