@@ -62,6 +62,8 @@ function workloads(L, shm, disk) {
       env: { MALLOC_MMAP_THRESHOLD_: '131072' } },
     { name: 'pagecache-flood', what: `write + read twice a ${mib(2)} MiB file on ${fsType(disk)}, repeatedly, 180 s`, expectKill: false, maxS: 400,
       cmd: [node, join(WL, 'pagecache.mjs'), '--file', join(disk, 'data'), '--file-mib', String(mib(2)), '--reads', '2', '--seconds', '180'] },
+    { name: 'hot-file-cache', what: `a ${mib(0.9)} MiB file (90 % of the limit) written once, then read over and over, 240 s`, expectKill: false, maxS: 500,
+      cmd: [node, join(WL, 'pagecache.mjs'), '--file', join(disk, 'data'), '--file-mib', String(mib(0.9)), '--reads', '1', '--seconds', '240', '--write-once'] },
     { name: 'tmpfs-growth', what: 'tmpfs (/dev/shm) grows 3 MiB/s until killed', expectKill: true, maxS: 600,
       cmd: [node, join(WL, 'tmpfs.mjs'), '--dir', shm, '--rate-mib-s', '3'] },
     { name: 'tmpfs-below-limit', what: `tmpfs filled to 60 % (${mib(0.6)} MiB) at start, then page-cache churn (${mib(2)} MiB file) 150 s`, expectKill: false, maxS: 400,
