@@ -54,11 +54,10 @@ describe.skipIf(SKIP)(title('cgroup v2: memory pressure (PSI)'), () => {
       expect(value(end.series, 'headroom_memory_high_bytes', { container: 'app' })).toBe(high);
       expect(value(end.series, 'headroom_memory_limit_bytes', { container: 'app' }), 'memory.max is max: no limit series').toBeUndefined();
 
-      // No limit, so no ratio or time-to-OOM risk; but the throttling at memory.high is a warning, named as such.
-      const warning = await waitFor('a risk=warning line', () => a.logs.find((l) => l['risk'] === 'warning'), 30_000);
-      expect(String(warning['cause'])).toMatch(/memory\.high/);
-      expect(warning['eta_seconds']).toBeUndefined();
-      expect(a.logs.some((l) => l['risk'] === 'critical')).toBe(false);
+      // No limit (memory.max is max): memory.high throttles but never OOM-kills, so no OOM risk at all,
+      // although the agent sampled the throttling (the events and stalls above). Pressure raises risk
+      // only with most of a limit unreclaimable (--pressure-min-ratio; risk-causes.test.ts).
+      expect(a.logs.filter((l) => typeof l['risk'] === 'string').map((l) => l.msg)).toEqual([]);
 
       measure('psi', {
         memory_high: high,
@@ -68,7 +67,6 @@ describe.skipIf(SKIP)(title('cgroup v2: memory pressure (PSI)'), () => {
           kernel_full_us_before: end.k0.psi.full, headroom_full_s: full, kernel_full_us_after: end.k1.psi.full,
           kernel_high_events_before: end.k0.events['high'], headroom_high_events: highEvents, kernel_high_events_after: end.k1.events['high'],
         },
-        risk_warning: { time: warning.time, cause: warning['cause'], msg: warning.msg },
       });
     } finally {
       work.kill('SIGKILL');
