@@ -23,7 +23,8 @@ export function describeMemory(
   const growth = trend?.eta === undefined || trend.slope === undefined || trend.slope <= 0
     ? ''
     : trend.eta <= 0 ? `, ${humanEta(0)}` : `, growing ${humanBytes(Math.round(trend.slope))}/s, ${humanEta(trend.eta)} at this rate`;
-  const cache = view.pageCache === undefined || view.reclaimable === 0 ? '' : `${growth ? ';' : ','} page cache ${humanBytes(view.reclaimable)} is not counted`;
+  // A few KiB of cache is noise, not something the reader needs to be reassured about.
+  const cache = view.pageCache === undefined || view.reclaimable < 1024 * 1024 ? '' : `${growth ? ';' : ','} page cache ${humanBytes(view.reclaimable)} is not counted`;
   return `container ${container}: unreclaimable ${humanBytes(view.unreclaimable)} of ${limit}${growth}${cache}`;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger, humanBytes } from '../../agent/log.js';
-import { logSink } from '../../agent/sinks/log.js';
+import { describeMemory, logSink } from '../../agent/sinks/log.js';
 import { memoryView } from '../../agent/analysis/memory.js';
 
 const MiB = 1024 * 1024;
@@ -46,5 +46,15 @@ describe('log lines', () => {
 
   it.each([[512, '512 B'], [2048, '2 KiB'], [231 * MiB, '231 MiB'], [1.5 * 1024 * MiB, '1.5 GiB']])('humanBytes(%d)', (n, s) => {
     expect(humanBytes(n)).toBe(s);
+  });
+});
+
+describe('describeMemory', () => {
+  const MiB = 1024 * 1024;
+  const v = (reclaimable: number) => ({ unreclaimable: 68 * MiB, limit: 256 * MiB, pageCache: reclaimable, reclaimable });
+  it('names the page cache that is not counted, but not a few KiB of it', () => {
+    expect(describeMemory('app', v(40 * MiB))).toBe('container app: unreclaimable 68 MiB of 256 MiB limit (27%), page cache 40 MiB is not counted');
+    expect(describeMemory('app', v(4096))).toBe('container app: unreclaimable 68 MiB of 256 MiB limit (27%)');
+    expect(describeMemory('app', v(4096), { eta: 93, slope: 2 * MiB })).toBe('container app: unreclaimable 68 MiB of 256 MiB limit (27%), growing 2 MiB/s, OOM in ~93 s at this rate');
   });
 });
