@@ -104,11 +104,12 @@ describe.skipIf(!hasV1Memory())('cgroup v1: pre-OOM capture (needs root and a v1
   }, 240_000);
 
   it('a heap snapshot asked for too close to the limit: the app is killed while writing it, and headroom says so', async () => {
-    // Warning only from the 80 % line (no prediction), 128 MiB: ~25 MiB left, and a V8 heap
+    // Warning only from the 90 % line (no prediction), 128 MiB: ~13 MiB left, and a V8 heap
     // snapshot of even a 3 MB heap needs ~30 MiB more (README, Pre-OOM evidence).
     const scratch = session.scratch();
     const dir = join(scratch, 'captures'); // made by headroom at start: node fails to write into a missing one
     const a = await session.start(['run', '--memory', '128M', '--interval', '200ms', '--risk-clear-samples', '1000', '--eta-warning', '1s', '--eta-critical', '1s', '--linger', '60s',
+      '--warning-ratio', '0.9', '--critical-ratio', '0.95',
       '--capture-signal', 'SIGUSR2', '--capture-on', 'warning', '--capture-dir', dir,
       '--', process.execPath, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, RAMP, '--step-mib', '1', '--every-ms', '250', '--quiet']);
     const exited = await waitFor('the command to exit', () => a.logs.find((l) => typeof l['exit_status'] === 'number'), 150_000);
