@@ -43,7 +43,10 @@ async function serve(cfg: Config, sampler: Sampler, layout: CgroupLayout, log: L
     ...(capturer ? { captures: () => capturer.stats() } : {}),
   };
   const registry = createRegistry(source, { version: VERSION, cgroupMode: layout.mode, defaultMetrics: process.env['HEADROOM_DEFAULT_METRICS'] !== 'false' });
-  const app = createApp({ registry, status: () => sampler.status(), ready: () => sampler.ready, version: VERSION });
+  const app = createApp({
+    registry, status: () => sampler.status(), ready: () => sampler.ready, version: VERSION,
+    ...(capturer ? { lastCapture: (c: string) => capturer.last(c) } : {}),
+  });
   const server = await listen(app, cfg.listen.host, cfg.listen.port);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;

@@ -3,6 +3,7 @@
 import express from 'express';
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { CaptureRecord } from './capture/capturer.js';
 import type { TargetStatus } from './sampler.js';
 
 export interface ServerDeps {
@@ -10,9 +11,16 @@ export interface ServerDeps {
   readonly status: () => TargetStatus[];
   readonly ready: () => boolean;
   readonly version: string;
+  /** pre-OOM captures, when configured: the last one per container */
+  readonly lastCapture?: (container: string) => CaptureRecord | undefined;
 }
 
-export function snapshotJson(status: TargetStatus[]): unknown {
+function captureJson(r: CaptureRecord | undefined): unknown {
+  if (!r) return null;
+  return { at: new Date(r.at).toISOString(), risk: r.risk, results: r.results, file: r.file ?? null, bytes: r.bytes ?? null, complete: r.complete ?? null };
+}
+
+export function snapshotJson(status: TargetStatus[], lastCapture?: (container: string) => CaptureRecord | undefined): unknown {
   return status.map((s) => {
     const v = s.latest?.view;
     return {
@@ -36,6 +44,7 @@ export function snapshotJson(status: TargetStatus[]): unknown {
       pressureSeconds: Object.fromEntries(s.pressureSeconds),
       restarts: s.restarts,
       processes: s.processes.map((p) => ({ comm: p.comm, count: p.count, ...Object.fromEntries(p.bytes) })),
+      ...(lastCapture ? { capture: captureJson(lastCapture(s.name)) } : {}),
     };
   });
 }
@@ -56,7 +65,7 @@ export function createApp(deps: ServerDeps): express.Express {
     if (deps.ready()) res.type('text/plain').send('ready\n');
     else res.status(503).type('text/plain').send('first sample not taken yet\n');
   });
-  app.get('/api/v1/snapshot', (_req, res) => { res.json({ version: deps.version, containers: snapshotJson(deps.status()) }); });
+  app.get('/api/v1/snapshot', (_req, res) => { res.json({ version: deps.version, containers: snapshotJson(deps.status(), deps.lastCapture) }); });
   app.get('/', (_req, res) => {
     res.type('text/html').send(
       `<!doctype html><title>headroom</title><h1>headroom ${deps.version}</h1>` +

@@ -49,6 +49,20 @@ export interface CaptureStat {
   readonly count: number;
 }
 
+/** The last capture of a container, for /api/v1/snapshot. */
+export interface CaptureRecord {
+  /** ms; when it started */
+  readonly at: number;
+  readonly risk: string;
+  /** per method: ok, failed or skipped */
+  readonly results: Readonly<Partial<Record<CaptureMethod, CaptureResult>>>;
+  /** the file it produced (the app's, or the download), when there is one */
+  readonly file?: string | undefined;
+  readonly bytes?: number | undefined;
+  /** false when the app was OOM-killed while or after writing it */
+  readonly complete?: boolean | undefined;
+}
+
 export const DEFAULT_CAPTURE_COOLDOWN_MS = 10 * 60_000;
 /** after an OOM kill in the container, how long a dump in progress still gets to settle */
 const KILL_GRACE_MS = 2000;
@@ -59,6 +73,8 @@ export class Capturer {
   private readonly counts = new Map<string, CaptureStat>();
   /** container -> when its last OOM kill was seen */
   private readonly kills = new Map<string, number>();
+  /** container -> its last capture */
+  private readonly records = new Map<string, CaptureRecord>();
   /** container -> ends its wait for the app's file (after an OOM kill there) */
   private readonly waits = new Map<string, AbortController>();
   private readonly stop = new AbortController();
@@ -89,7 +105,7 @@ export class Capturer {
     this.episodes.set(e.container, d.state);
     if (d.capture === false) {
       if (d.skipped === 'cooldown') {
-        for (const m of this.methods) this.count(e.container, m, 'skipped');
+        for (const m of this.methods) this.count(e.container, m, 'skipped', false);
         this.opts.log.info(`capture: container ${e.container} reached risk ${e.to} again within ${Math.round((this.opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS) / 60_000)} min of the last capture; not capturing again`, { container: e.container, capture: 'skipped' });
       }
       return;
@@ -105,6 +121,17 @@ export class Capturer {
     return [...this.counts.values()];
   }
 
+  /** The last capture of this container, if any. */
+  last(container: string): CaptureRecord | undefined {
+    return this.records.get(container);
+  }
+
+  private record(container: string, patch: Partial<CaptureRecord>): void {
+    const prev = this.records.get(container);
+    if (!prev) return;
+    this.records.set(container, { ...prev, ...patch, results: { ...prev.results, ...(patch.results ?? {}) } });
+  }
+
   /** Jobs in flight (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.jobs.size > 0) await Promise.allSettled([...this.jobs.values()]);
@@ -118,7 +145,9 @@ export class Capturer {
     clearTimeout(timer);
   }
 
-  private count(container: string, method: CaptureMethod, result: CaptureResult): void {
+  /** Counted for the metric, and part of the current capture's record unless it is a skipped episode. */
+  private count(container: string, method: CaptureMethod, result: CaptureResult, ofCapture = true): void {
+    if (ofCapture) this.record(container, { results: { [method]: result } });
     const key = `${container}\0${method}\0${result}`;
     const c = this.counts.get(key);
     this.counts.set(key, { container, method, result, count: (c?.count ?? 0) + 1 });
@@ -127,6 +156,7 @@ export class Capturer {
   private async capture(container: string, level: string): Promise<void> {
     const { config: cfg, log } = this.opts;
     const started = this.now();
+    this.records.set(container, { at: started, risk: level, results: {} });
     const fields = { container, capture: 'start', risk: level };
     log.warn(`capture: container ${container} reached risk ${level}: taking pre-OOM evidence (once per episode)`, fields);
     // Room for the new file first, so the count cap holds while the app writes.
@@ -138,6 +168,7 @@ export class Capturer {
       try {
         const d = await download(cfg.url, cfg.dir, container, cfg.maxBytes, cfg.timeoutMs);
         this.count(container, 'url', 'ok');
+        this.record(container, { file: d.path, bytes: d.bytes, complete: true });
         log.info(`capture: saved ${humanBytes(d.bytes)} from ${safeUrl(cfg.url)} to ${d.path}`, { container, capture: 'url', file: d.path, bytes: d.bytes });
       } catch (err) {
         this.count(container, 'url', 'failed');
@@ -176,6 +207,7 @@ export class Capturer {
       log.warn(`capture: container ${container} left ${f.name} empty${killed ? ': it was OOM-killed while writing it' : ''}; removed; ${advice}`, { container, capture: 'file', file: f.path, bytes: 0 });
       return;
     }
+    this.record(container, { file: f.path, bytes: f.bytes, complete: !killed });
     if (killed) {
       log.warn(`capture: container ${container} was OOM-killed while or after writing ${f.name} (${humanBytes(f.bytes)}); it may be incomplete: ${advice}`, { container, capture: 'file', file: f.path, bytes: f.bytes, complete: false });
       return;

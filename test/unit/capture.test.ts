@@ -287,6 +287,8 @@ describe('Capturer', () => {
     await c.idle();
     expect(sent).toEqual([[8, 'SIGUSR2']]);
     expect(lines.find((l) => l['capture'] === 'signal')?.['msg']).toBe('capture: sent SIGUSR2 to pid 8 (node) in container app');
+    expect(c.last('app')).toMatchObject({ risk: 'warning', results: { signal: 'ok' } });
+    expect(c.last('other')).toBeUndefined();
     expect(c.stats()).toEqual([{ container: 'app', method: 'signal', result: 'ok', count: 1 }]);
   });
 
@@ -319,6 +321,7 @@ describe('Capturer', () => {
     await c.idle();
     expect(sent).toHaveLength(1);
     expect(lines.some((l) => String(l['msg']).includes('again within 10 min of the last capture'))).toBe(true);
+    expect(c.last('app')).toEqual({ at: 0, risk: 'warning', results: { signal: 'ok' } }); // the skipped episode leaves the last capture as it was
     expect(c.stats()).toContainEqual({ container: 'app', method: 'signal', result: 'skipped', count: 1 });
   });
 
@@ -332,6 +335,7 @@ describe('Capturer', () => {
     await c.idle();
     expect(readdirSync(d).sort()).toEqual(['Heap.x.heapsnapshot', 'b.heapsnapshot', 'c.heapsnapshot']);
     expect(lines.find((l) => l['capture'] === 'file')).toMatchObject({ file: join(d, 'Heap.x.heapsnapshot'), bytes: 15 });
+    expect(c.last('app')).toMatchObject({ results: { signal: 'ok' }, file: join(d, 'Heap.x.heapsnapshot'), bytes: 15, complete: true });
     expect(lines.find((l) => l['capture'] === 'prune')?.['msg']).toMatch(/removed 1 old file\(s\) .*\(a\.heapsnapshot\) to keep at most 2 file\(s\)/);
   });
 
@@ -350,6 +354,7 @@ describe('Capturer', () => {
     two.c.listener({ type: 'oom_kill', container: 'app', count: 1, total: 1, peakUnreclaimable: 256 * MiB, limit: 256 * MiB });
     await two.c.idle();
     expect(two.lines.find((l) => l['capture'] === 'file')).toMatchObject({ file: join(d, 'Heap.b.heapsnapshot'), complete: false });
+    expect(two.c.last('app')).toMatchObject({ risk: 'critical', file: join(d, 'Heap.b.heapsnapshot'), bytes: 12, complete: false });
     expect(String(two.lines.find((l) => l['capture'] === 'file')?.['msg'])).toMatch(/was OOM-killed while or after writing Heap\.b\.heapsnapshot \(12 B\); it may be incomplete/);
     // nothing at all, then the kill
     const three = make({ dir: scratch(), timeoutMs: 1000 });

@@ -75,6 +75,8 @@ describe.skipIf(!hasV1Memory())('cgroup v1: pre-OOM capture (needs root and a v1
     const m = await a.metrics();
     expect(value(m, 'headroom_captures_total', { container: 'node', method: 'signal', result: 'ok' })).toBe(1);
     expect(value(m, 'headroom_captures_total', { container: 'node', method: 'signal', result: 'skipped' })).toBeUndefined();
+    const snapshot = (await a.snapshot()).containers.find((c: any) => c.container === 'node');
+    expect(snapshot.capture).toMatchObject({ risk: 'warning', results: { signal: 'ok' }, file: snapPath, bytes: statSync(snapPath).size, complete: true });
 
     const warn = a.logs[warnIdx]!;
     recordResult('capture-heapsnapshot', {
