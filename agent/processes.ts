@@ -2,6 +2,7 @@
 // Cheap /proc/PID/status for every process; the costly smaps_rollup (page-table walk) only for the
 // processes of the top groups, at most MAX_ROLLUPS per pass.
 import { join } from 'node:path';
+import type { Target } from './discovery.js';
 import { readSmapsRollup, readStatusMemory } from './sources/procfs.js';
 import { isGone, mapInBatches, readText, type ReadError } from './sources/read.js';
 
@@ -23,6 +24,16 @@ export async function readCgroupPids(dir: string): Promise<{ pids: number[]; err
   const pids = r.value.split('\n').filter((l) => /^\d+$/.test(l.trim())).map(Number);
   // pid 0: a process outside our PID namespace (kernel's translation); we cannot read it.
   return { pids: pids.filter((p) => p > 0), error: undefined };
+}
+
+/**
+ * The target's processes now: its cgroup.procs when the directory can be read and lists any, else
+ * the ones discovery saw (an unreadable cgroup). The error is a failed read other than "gone".
+ */
+export async function currentPids(target: Pick<Target, 'dir' | 'pids'>): Promise<{ pids: number[]; error: ReadError | undefined }> {
+  if (!target.dir) return { pids: [...target.pids], error: undefined };
+  const r = await readCgroupPids(target.dir);
+  return { pids: r.pids.length > 0 ? r.pids : [...target.pids], error: r.error };
 }
 
 interface Acc { comm: string; pids: number[]; rss: number; swap: number | undefined }

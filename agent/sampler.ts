@@ -9,7 +9,7 @@ import { CounterFamily, MonotonicCounter } from './counters.js';
 import type { DiscoveryResult, Target } from './discovery.js';
 import type { AgentEvent, EventListener } from './events.js';
 import { humanBytes } from './log.js';
-import { readCgroupPids, topProcessGroups, type ProcessGroup } from './processes.js';
+import { currentPids, topProcessGroups, type ProcessGroup } from './processes.js';
 import { readAncestorLimitV2, readCgroupV2, readEventsV2 } from './sources/cgroup-v2.js';
 import { readCgroupV1 } from './sources/cgroup-v1.js';
 import type { CgroupReadResult, RawCgroupMemory } from './sources/raw.js';
@@ -411,12 +411,8 @@ export class Sampler {
   private async sampleProcesses(): Promise<void> {
     if (this.opts.topProcesses <= 0) return;
     await Promise.all([...this.states.values()].filter((s) => s.present).map(async (st) => {
-      let pids = [...st.target.pids];
-      if (st.target.dir) {
-        const r = await readCgroupPids(st.target.dir);
-        if (r.error) this.recordError(st.target.name, r.error);
-        if (r.pids.length > 0) pids = r.pids;
-      }
+      const { pids, error } = await currentPids(st.target);
+      if (error) this.recordError(st.target.name, error);
       const { groups, errors } = await topProcessGroups(this.opts.procRoot, pids, this.opts.topProcesses);
       for (const e of errors) this.recordError(st.target.name, e);
       st.processes = groups;

@@ -10,23 +10,18 @@ import { unlink } from 'node:fs/promises';
 import type { CaptureConfig } from '../config.js';
 import type { AgentEvent } from '../events.js';
 import { humanBytes, type Logger } from '../log.js';
-import { readCgroupPids } from '../processes.js';
+import type { Target } from '../discovery.js';
+import { currentPids } from '../processes.js';
 import { prune, waitForNewFile } from './dir.js';
 import { NO_EPISODE, onRiskChange, type EpisodeState } from './policy.js';
 import { pickProcess } from './signal.js';
-import { CaptureError, download, safeUrl } from './url.js';
+import { download, safeUrl } from './url.js';
 
-export const CAPTURE_METHODS = ['signal', 'url'] as const;
-export type CaptureMethod = (typeof CAPTURE_METHODS)[number];
-export const CAPTURE_RESULTS = ['ok', 'failed', 'skipped'] as const;
-export type CaptureResult = (typeof CAPTURE_RESULTS)[number];
+export type CaptureMethod = 'signal' | 'url';
+export type CaptureResult = 'ok' | 'failed' | 'skipped';
 
-export interface CaptureTarget {
-  /** readable cgroup directory (its cgroup.procs lists the processes now) */
-  readonly dir: string | undefined;
-  /** processes seen at discovery, when the directory cannot be read */
-  readonly pids: readonly number[];
-}
+/** What the capturer needs of a target: its cgroup directory and the processes discovery saw. */
+export type CaptureTarget = Pick<Target, 'dir' | 'pids'>;
 
 export interface CapturerOptions {
   readonly config: CaptureConfig;
@@ -63,7 +58,7 @@ export interface CaptureRecord {
   readonly complete?: boolean | undefined;
 }
 
-export const DEFAULT_CAPTURE_COOLDOWN_MS = 10 * 60_000;
+const DEFAULT_CAPTURE_COOLDOWN_MS = 10 * 60_000;
 /** after an OOM kill in the container, how long a dump in progress still gets to settle */
 const KILL_GRACE_MS = 2000;
 
@@ -81,8 +76,11 @@ export class Capturer {
   private readonly now: () => number;
   private readonly kill: (pid: number, signal: NodeJS.Signals) => void;
 
+  private readonly cooldownMs: number;
+
   constructor(private readonly opts: CapturerOptions) {
     this.now = opts.now ?? Date.now;
+    this.cooldownMs = opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS;
     this.kill = opts.kill ?? ((pid, sig) => { process.kill(pid, sig); });
   }
 
@@ -100,17 +98,19 @@ export class Capturer {
       if (waiting) setTimeout(() => waiting.abort(), KILL_GRACE_MS).unref();
     }
     if (e.type !== 'risk' || this.stop.signal.aborted) return;
+    // The previous episode's job still runs (a --capture-timeout longer than the cool-down): this
+    // change is not an episode of its own.
+    if (this.jobs.has(e.container)) return;
     const prev = this.episodes.get(e.container) ?? NO_EPISODE;
-    const d = onRiskChange(prev, e.to, this.opts.config.on, this.now(), this.opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS);
+    const d = onRiskChange(prev, e.to, this.opts.config.on, this.now(), this.cooldownMs);
     this.episodes.set(e.container, d.state);
     if (d.capture === false) {
       if (d.skipped === 'cooldown') {
-        for (const m of this.methods) this.count(e.container, m, 'skipped', false);
-        this.opts.log.info(`capture: container ${e.container} reached risk ${e.to} again within ${Math.round((this.opts.cooldownMs ?? DEFAULT_CAPTURE_COOLDOWN_MS) / 60_000)} min of the last capture; not capturing again`, { container: e.container, capture: 'skipped' });
+        for (const m of this.methods) this.count(e.container, m, 'skipped');
+        this.opts.log.info(`capture: container ${e.container} reached risk ${e.to} again within ${Math.round(this.cooldownMs / 60_000)} min of the last capture; not capturing again`, { container: e.container, capture: 'skipped' });
       }
       return;
     }
-    if (this.jobs.has(e.container)) return; // the previous episode's job is still waiting for its file
     const job = this.capture(e.container, e.to).catch((err) => {
       this.opts.log.warn(`capture: container ${e.container}: ${(err as Error)?.message ?? String(err)}`, { container: e.container });
     }).finally(() => this.jobs.delete(e.container));
@@ -145,12 +145,16 @@ export class Capturer {
     clearTimeout(timer);
   }
 
-  /** Counted for the metric, and part of the current capture's record unless it is a skipped episode. */
-  private count(container: string, method: CaptureMethod, result: CaptureResult, ofCapture = true): void {
-    if (ofCapture) this.record(container, { results: { [method]: result } });
+  private count(container: string, method: CaptureMethod, result: CaptureResult): void {
     const key = `${container}\0${method}\0${result}`;
     const c = this.counts.get(key);
     this.counts.set(key, { container, method, result, count: (c?.count ?? 0) + 1 });
+  }
+
+  /** One method's outcome of the capture in progress: counted, and kept in its record. */
+  private result(container: string, method: CaptureMethod, result: CaptureResult, patch: Partial<CaptureRecord> = {}): void {
+    this.count(container, method, result);
+    this.record(container, { ...patch, results: { [method]: result } });
   }
 
   private async capture(container: string, level: string): Promise<void> {
@@ -167,12 +171,11 @@ export class Capturer {
     if (cfg.url && cfg.dir) {
       try {
         const d = await download(cfg.url, cfg.dir, container, cfg.maxBytes, cfg.timeoutMs);
-        this.count(container, 'url', 'ok');
-        this.record(container, { file: d.path, bytes: d.bytes, complete: true });
+        this.result(container, 'url', 'ok', { file: d.path, bytes: d.bytes, complete: true });
         log.info(`capture: saved ${humanBytes(d.bytes)} from ${safeUrl(cfg.url)} to ${d.path}`, { container, capture: 'url', file: d.path, bytes: d.bytes });
       } catch (err) {
-        this.count(container, 'url', 'failed');
-        const why = err instanceof CaptureError ? err.message : (err as Error)?.message ?? String(err);
+        this.result(container, 'url', 'failed');
+        const why = (err as Error)?.message ?? String(err);
         log.warn(`capture: GET ${safeUrl(cfg.url)} for container ${container} failed: ${why}`, { container, capture: 'url', error: why });
       }
     }
@@ -207,25 +210,24 @@ export class Capturer {
       log.warn(`capture: container ${container} left ${f.name} empty${killed ? ': it was OOM-killed while writing it' : ''}; removed; ${advice}`, { container, capture: 'file', file: f.path, bytes: 0 });
       return;
     }
-    this.record(container, { file: f.path, bytes: f.bytes, complete: !killed });
+    // complete: written and settled before any kill (a wait cut short by shutdown or the time-out is not)
+    const complete = !killed && got.settled;
+    this.record(container, { file: f.path, bytes: f.bytes, complete });
     if (killed) {
       log.warn(`capture: container ${container} was OOM-killed while or after writing ${f.name} (${humanBytes(f.bytes)}); it may be incomplete: ${advice}`, { container, capture: 'file', file: f.path, bytes: f.bytes, complete: false });
       return;
     }
-    log.info(`capture: container ${container} wrote ${f.name} (${humanBytes(f.bytes)}) into ${dir}`, { container, capture: 'file', file: f.path, bytes: f.bytes, complete: got.settled });
+    log.info(`capture: container ${container} wrote ${f.name} (${humanBytes(f.bytes)}) into ${dir}`, { container, capture: 'file', file: f.path, bytes: f.bytes, complete });
   }
 
   private async sendSignal(container: string, signal: NodeJS.Signals): Promise<boolean> {
     const { log, procRoot } = this.opts;
     const t = this.opts.lookup(container);
-    let pids = [...(t?.pids ?? [])];
-    if (t?.dir) {
-      const r = await readCgroupPids(t.dir);
-      if (r.pids.length > 0) pids = r.pids;
-    }
+    const { pids, error } = t ? await currentPids(t) : { pids: [], error: undefined };
+    if (error) log.warn(`capture: cannot list the processes of container ${container}: ${error.message}`, { container, capture: 'signal' });
     const pick = await pickProcess(procRoot, pids, signal);
     if (!pick.target) {
-      this.count(container, 'signal', 'skipped');
+      this.result(container, 'signal', 'skipped');
       const seen = pick.notCatching.slice(0, 5).map((p) => `${p.pid} (${p.comm})`).join(', ');
       const why = pids.length === 0 ? 'it has no processes'
         : pick.notCatching.length > 0 ? `none of its processes catches it (${seen}), and an uncaught ${signal} would kill the app`
@@ -238,13 +240,13 @@ export class Capturer {
       this.kill(pid, signal);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      this.count(container, 'signal', 'failed');
+      this.result(container, 'signal', 'failed');
       const why = code === 'EPERM' ? 'permission denied: run headroom as the app\'s UID, or give it the KILL capability'
         : code === 'ESRCH' ? 'the process exited' : (err as Error).message;
       log.warn(`capture: cannot send ${signal} to pid ${pid} (${comm}) in container ${container}: ${why}`, { container, capture: 'signal', pid });
       return false;
     }
-    this.count(container, 'signal', 'ok');
+    this.result(container, 'signal', 'ok');
     log.info(`capture: sent ${signal} to pid ${pid} (${comm}) in container ${container}`, { container, capture: 'signal', pid, comm });
     return true;
   }

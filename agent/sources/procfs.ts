@@ -133,5 +133,5 @@ export function catches(mask: bigint, signalNumber: number): boolean {
 }
 
 export function readCaughtSignals(procRoot: string, pid: number): Promise<ReadResult<bigint>> {
-  return readParsed('proc', join(procRoot, String(pid), 'status'), parseCaughtSignals, readTextAsync);
+  return readParsed('proc', join(procRoot, String(pid), 'status'), parseCaughtSignals);
 }
