@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger, humanBytes } from '../../agent/log.js';
-import { describeMemory, logSink } from '../../agent/sinks/log.js';
+import { describeMemory } from '../../agent/sinks/describe.js';
+import { logSink } from '../../agent/sinks/log.js';
 import { memoryView } from '../../agent/analysis/memory.js';
 
 const MiB = 1024 * 1024;
