@@ -152,9 +152,9 @@ function parseIntFlag(flag: string, raw: string, min: number, max: number): numb
   return v;
 }
 
-function parseRatio(flag: string, raw: string): number {
+function parseRatio(flag: string, raw: string, allowZero = false): number {
   const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v <= 0 || v > 1) {
+  if (raw.trim() === '' || !Number.isFinite(v) || v < 0 || (v === 0 && !allowZero) || v > 1) {
     throw new ConfigError(`invalid --${flag} ${JSON.stringify(raw)}: expected a ratio between 0 and 1, like 0.8`);
   }
   return v;
@@ -187,10 +187,6 @@ function parseCapture(get: (name: string) => string | undefined): CaptureConfig 
   }
   if (url !== undefined && dir === undefined) throw new ConfigError('--capture-url needs --capture-dir: the directory its responses are saved in');
   return { on, signal, url, dir, maxFiles, maxBytes, timeoutMs };
-}
-
-function parseRatioOrZero(flag: string, raw: string): number {
-  return raw.trim() === '0' ? 0 : parseRatio(flag, raw);
 }
 
 function parseUrl(flag: string, raw: string | undefined): string | undefined {
@@ -365,7 +361,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Parse
         etaWarningS: etaWarningMs / 1000,
         etaCriticalS: etaCriticalMs / 1000,
         psiFullWarning: parseRatio('psi-full-warning', get('psi-full-warning')!),
-        pressureMinRatio: parseRatioOrZero('pressure-min-ratio', get('pressure-min-ratio')!),
+        pressureMinRatio: parseRatio('pressure-min-ratio', get('pressure-min-ratio')!, true),
       },
       logFormat,
       logLevel: logLevel as Config['logLevel'],

@@ -67,10 +67,7 @@ function newCapturer(cfg: Config, sampler: Sampler, log: Logger): Capturer | und
   if (!cfg.capture) return undefined;
   const capturer = new Capturer({
     config: cfg.capture, log, procRoot: cfg.procRoot,
-    lookup: (name) => {
-      const t = sampler.status().find((s) => s.name === name)?.target;
-      return t ? { dir: t.dir, pids: t.pids } : undefined;
-    },
+    lookup: (name) => sampler.target(name),
   });
   sampler.on(capturer.listener);
   const c = cfg.capture;

@@ -169,7 +169,8 @@ export class Sampler {
   }
 
   private async doTick(): Promise<void> {
-    this.statusCache = undefined;
+    // statusCache stays valid during the pass: a scrape meanwhile gets the last complete state (samples
+    // are replaced, never changed in place); the finally below drops it once the pass is done.
     try {
       const t = this.now();
       if (this.needDiscovery || t - this.lastDiscovery >= this.opts.discoveryIntervalMs) {
@@ -186,7 +187,7 @@ export class Sampler {
     } catch (err) {
       this.emit({ type: 'note', message: `sampling pass failed: ${(err as Error).stack ?? String(err)}` });
     } finally {
-      this.statusCache = undefined; // a scrape during the pass may have cached a half-updated state
+      this.statusCache = undefined; // the pass changed the state (a scrape meanwhile may also have cached a half-updated one)
     }
   }
 
@@ -428,6 +429,11 @@ export class Sampler {
    * The latest state of every target. Every metric's collect() asks for it, about 20 times per
    * scrape: it is built once after each change (a tick, a memory.events read) and reused.
    */
+  /** The current target of a container (its cgroup directory and processes), without building a status. */
+  target(name: string): Target | undefined {
+    return this.states.get(name)?.target;
+  }
+
   status(): TargetStatus[] {
     return (this.statusCache ??= this.buildStatus());
   }

@@ -1,5 +1,6 @@
 // Derived memory quantities (DESIGN §3). Pure functions of one RawCgroupMemory; no I/O.
 import type { RawCgroupMemory } from '../sources/raw.js';
+import { kernelBytes } from '../sources/usage.js';
 
 /** Breakdown types exported as headroom_memory_bytes{type}. They overlap (file includes shmem, etc.). */
 export const BREAKDOWN_TYPES = [
@@ -44,22 +45,13 @@ export function workingSet(raw: RawCgroupMemory): number {
   return raw.usage < inactive ? 0 : raw.usage - inactive;
 }
 
-function kernelBytes(raw: RawCgroupMemory): number | undefined {
-  if (raw.version === 1) return raw.kmemUsage;
-  const k = raw.stat.get('kernel'); // 5.18+
-  if (k !== undefined) return k;
-  const parts = ['kernel_stack', 'pagetables', 'percpu', 'sock', 'slab'].map((p) => raw.stat.get(p));
-  if (parts.every((p) => p === undefined)) return undefined;
-  return parts.reduce<number>((a, b) => a + (b ?? 0), 0);
-}
-
 export function breakdown(raw: RawCgroupMemory): Map<BreakdownType, number> {
   const m = new Map<BreakdownType, number>();
   const set = (t: BreakdownType, v: number | undefined) => { if (v !== undefined) m.set(t, v); };
   set('anon', statKey(raw, 'anon', 'total_rss'));
   set('file', statKey(raw, 'file', 'total_cache'));
   set('shmem', statKey(raw, 'shmem', 'total_shmem'));
-  set('kernel', kernelBytes(raw));
+  set('kernel', kernelBytes(raw.version, raw.stat, raw.version === 1 ? raw.kmemUsage : undefined));
   set('active_file', statKey(raw, 'active_file', 'total_active_file'));
   set('inactive_file', statKey(raw, 'inactive_file', 'total_inactive_file'));
   if (raw.version === 2) set('slab_reclaimable', raw.stat.get('slab_reclaimable'));

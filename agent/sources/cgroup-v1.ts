@@ -12,8 +12,7 @@ import { consistentUsage, statTotal } from './usage.js';
  */
 export async function readCgroupV1(dir: string, pressureDir?: string): Promise<CgroupReadResult> {
   const f = (name: string) => join(dir, name);
-  // Array order is read order (the reads are synchronous): usage again after memory.stat (usage.ts).
-  const [usage, limit, maxUsage, failcnt, stat, oomControl, kmem, pressure, usageAfter] = await Promise.all([
+  const [usage, limit, maxUsage, failcnt, stat, oomControl, kmem, pressure] = await Promise.all([
     readParsed('memory.usage_in_bytes', f('memory.usage_in_bytes'), parseSingleValue),
     readParsed('memory.limit_in_bytes', f('memory.limit_in_bytes'), parseLimit),
     readParsed('memory.max_usage_in_bytes', f('memory.max_usage_in_bytes'), parseSingleValue),
@@ -24,8 +23,9 @@ export async function readCgroupV1(dir: string, pressureDir?: string): Promise<C
     pressureDir === undefined
       ? Promise.resolve(undefined)
       : readParsed('memory.pressure', join(pressureDir, 'memory.pressure'), parsePressure),
-    readParsed('memory.usage_in_bytes', f('memory.usage_in_bytes'), parseSingleValue),
   ]);
+  // usage again, after memory.stat (usage.ts)
+  const usageAfter = await readParsed('memory.usage_in_bytes', f('memory.usage_in_bytes'), parseSingleValue);
   const errors: ReadError[] = [];
   if (!usage.ok || !stat.ok) {
     return { memory: undefined, ...failedRequired([usage, stat]) };

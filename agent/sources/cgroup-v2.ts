@@ -9,8 +9,7 @@ import { consistentUsage, statTotal } from './usage.js';
 
 export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
   const f = (name: string) => join(dir, name);
-  // Array order is read order (the reads are synchronous): memory.current again after memory.stat (usage.ts).
-  const [current, max, high, peak, stat, events, swap, pressure, currentAfter] = await Promise.all([
+  const [current, max, high, peak, stat, events, swap, pressure] = await Promise.all([
     readParsed('memory.current', f('memory.current'), parseSingleValue),
     readParsed('memory.max', f('memory.max'), parseLimit),
     readParsed('memory.high', f('memory.high'), parseLimit),
@@ -19,8 +18,9 @@ export async function readCgroupV2(dir: string): Promise<CgroupReadResult> {
     readParsed('memory.events', f('memory.events'), parseFlatKeyed),
     readParsed('memory.swap.current', f('memory.swap.current'), parseSingleValue), // absent without swap accounting
     readParsed('memory.pressure', f('memory.pressure'), parsePressure), // absent without CONFIG_PSI / psi=0
-    readParsed('memory.current', f('memory.current'), parseSingleValue),
   ]);
+  // memory.current again, after memory.stat (usage.ts)
+  const currentAfter = await readParsed('memory.current', f('memory.current'), parseSingleValue);
   const errors: ReadError[] = [];
   if (!current.ok || !stat.ok) {
     return { memory: undefined, ...failedRequired([current, stat]) };

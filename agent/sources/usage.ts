@@ -5,6 +5,19 @@
 // keep the one that agrees with the stat's own total. In a steady cgroup both are the same value.
 import type { CgroupVersion } from './raw.js';
 
+/**
+ * Kernel memory of a cgroup: v1 memory.kmem.usage_in_bytes; v2 memory.stat "kernel" (5.18+), before
+ * that the sum of kernel_stack, pagetables, percpu, sock and slab. undefined when none is there.
+ */
+export function kernelBytes(version: CgroupVersion, stat: ReadonlyMap<string, number>, kmem?: number): number | undefined {
+  if (version === 1) return kmem;
+  const k = stat.get('kernel');
+  if (k !== undefined) return k;
+  const parts = ['kernel_stack', 'pagetables', 'percpu', 'sock', 'slab'].map((p) => stat.get(p));
+  if (parts.every((p) => p === undefined)) return undefined;
+  return parts.reduce<number>((a, b) => a + (b ?? 0), 0);
+}
+
 /** What memory.stat itself says usage is; undefined when the keys are missing. */
 export function statTotal(version: CgroupVersion, stat: ReadonlyMap<string, number>, kmem?: number): number | undefined {
   if (version === 1) {
@@ -17,9 +30,9 @@ export function statTotal(version: CgroupVersion, stat: ReadonlyMap<string, numb
   const anon = stat.get('anon');
   const file = stat.get('file');
   if (anon === undefined || file === undefined) return undefined;
-  const kernel = stat.get('kernel') ??
-    ['kernel_stack', 'pagetables', 'percpu', 'slab'].reduce((n, k) => n + (stat.get(k) ?? 0), 0);
-  return anon + file + kernel + (stat.get('sock') ?? 0);
+  // 5.18+ "kernel" leaves network buffers out (they are in usage); the older sum has them in
+  const sock = stat.has('kernel') ? stat.get('sock') ?? 0 : 0;
+  return anon + file + (kernelBytes(2, stat) ?? 0) + sock;
 }
 
 /** The usage reading closest to the stat's total (the first one on a tie, or without a total). */

@@ -57,3 +57,19 @@ describe('config', () => {
     expect(() => cfg(['--interval', '30s', '--eta-window', '60s'])).toThrow(/at least 4 times --interval/);
   });
 });
+
+describe('--pressure-min-ratio', () => {
+  const ratio = (v: string) => {
+    const r = parseCli(['--pressure-min-ratio', v], {});
+    if (r.kind !== 'run') throw new Error('expected a config');
+    return r.config.risk.pressureMinRatio;
+  };
+  it('takes 0 however it is written, and ratios up to 1; the default is 0.7', () => {
+    expect(ratio('0')).toBe(0);
+    expect(ratio('0.0')).toBe(0);
+    expect(ratio('0.5')).toBe(0.5);
+    expect(cfg([]).risk.pressureMinRatio).toBe(0.7);
+    expect(() => ratio('-0.1')).toThrow(/invalid --pressure-min-ratio "-0.1": expected a ratio between 0 and 1/);
+    expect(() => cfg(['--warning-ratio', '0'])).toThrow(/invalid --warning-ratio "0"/);
+  });
+});
