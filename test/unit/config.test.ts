@@ -69,7 +69,7 @@ describe('--pressure-min-ratio', () => {
     expect(ratio('0.0')).toBe(0);
     expect(ratio('0.5')).toBe(0.5);
     expect(cfg([]).risk.pressureMinRatio).toBe(0.7);
-    expect(() => ratio('-0.1')).toThrow(/invalid --pressure-min-ratio "-0.1": expected a ratio between 0 and 1/);
+    expect(() => ratio('1.5')).toThrow(/invalid --pressure-min-ratio "1.5": expected a ratio between 0 and 1/);
     expect(() => cfg(['--warning-ratio', '0'])).toThrow(/invalid --warning-ratio "0"/);
   });
 });
