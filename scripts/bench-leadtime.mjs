@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -30,6 +30,7 @@ const DIST = join(REPO, 'dist/agent');
 const WL = join(REPO, 'scripts/workloads');
 const MiB = 1024 * 1024;
 
+const fromOutGiven = process.argv.some((a) => a === '--out' || a.startsWith('--out='));
 const { values: opt } = parseArgs({
   options: {
     only: { type: 'string' },
@@ -356,7 +357,8 @@ function reevaluate(agent) {
   });
   console.log(machineLines(j.machine));
   console.log(`\n${tables(results)}`);
-  if (opt.out !== '-' && opt.out !== opt.from) writeFileSync(opt.out, `${JSON.stringify({ machine: j.machine, results }, null, 1)}\n`);
+  // --from only re-scores: it writes a file only when --out names one, never over the recorded data
+  if (fromOutGiven && opt.out !== '-' && resolve(opt.out) !== resolve(opt.from)) writeFileSync(opt.out, `${JSON.stringify({ machine: j.machine, results }, null, 1)}\n`);
 }
 
 // ---- main ----------------------------------------------------------------------------------------

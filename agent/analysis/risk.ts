@@ -23,7 +23,7 @@ export interface RiskConfig {
    * PSI full and memory.high throttling raise risk only while unreclaimable memory is at least this
    * share of the limit (default 0.7; 0 = always, even unlimited). With most of the limit page cache
    * they mean slow I/O, not an OOM kill on the way: a page-cache flood stalled all tasks 13–26 % of
-   * the time at 28–66 % unreclaimable (docs/leadtime.md) and nothing was ever killed.
+   * the time at 4–66 % unreclaimable (docs/leadtime.md) and nothing was ever killed.
    */
   readonly pressureMinRatio: number;
 }

@@ -99,6 +99,7 @@ describe.skipIf(!hasV1Memory())('cgroup v1: pre-OOM capture (needs root and a v1
     expect(exited['exit_status']).toBe(137);
     const skip = a.logs.find(isCaptureLine('signal'));
     expect(skip?.msg).toMatch(/^capture: SIGUSR2 not sent to container node: none of its processes catches it \(\d+ \(node\)\), and an uncaught SIGUSR2 would kill the app$/);
+    expect(firstLog(a.logs, isRiskLine('warning')), 'a risk=warning line').toBeGreaterThanOrEqual(0);
     expect(firstLog(a.logs, isCaptureLine('signal'))).toBeGreaterThan(firstLog(a.logs, isRiskLine('warning')));
     const m = await a.metrics();
     expect(value(m, 'headroom_captures_total', { container: 'node', method: 'signal', result: 'skipped' })).toBe(1);
@@ -117,6 +118,7 @@ describe.skipIf(!hasV1Memory())('cgroup v1: pre-OOM capture (needs root and a v1
     const exited = await waitFor('the command to exit', () => a.logs.find((l) => typeof l['exit_status'] === 'number'), 150_000);
     expect(exited['exit_status']).toBe(137);
     const file = await waitFor('the capture file verdict', () => a.logs.find(isCaptureLine('file')), 30_000);
+    expect(firstLog(a.logs, isRiskLine('warning')), 'a risk=warning line').toBeGreaterThanOrEqual(0);
     expect(firstLog(a.logs, isCaptureLine('signal'))).toBeGreaterThan(firstLog(a.logs, isRiskLine('warning')));
     expect(file.level).toBe('warn');
     expect(file.msg).toMatch(/OOM-killed (before it wrote anything|while writing it|while or after writing)/);
