@@ -295,8 +295,15 @@ export class Sampler {
       return;
     }
     if (total > st.reportedKills) {
-      const peak = st.ring.reduce<number | undefined>((m, x) => Math.max(m ?? 0, x.view.unreclaimable), undefined);
-      const limit = [...st.ring].reverse().find((x) => x.view.limit !== undefined)?.view.limit;
+      // the same window as headroom_memory_unreclaimable_max_bytes (the ring may be longer: --eta-window)
+      const cutoff = (st.ring[st.ring.length - 1]?.t ?? 0) - this.opts.peakWindowMs;
+      let peak: number | undefined;
+      let limit: number | undefined;
+      for (let i = st.ring.length - 1; i >= 0 && st.ring[i]!.t > cutoff; i--) {
+        const v = st.ring[i]!.view;
+        peak = Math.max(peak ?? 0, v.unreclaimable);
+        limit ??= v.limit;
+      }
       this.emit({ type: 'oom_kill', container: st.target.name, count: total - st.reportedKills, total, peakUnreclaimable: peak, limit });
       // The killed process's memory is gone: a slope across the drop would predict from a line
       // nothing follows any more (an ETA of 0 s after the kill). Start the trend afresh.

@@ -18,7 +18,6 @@
 // Needs root, a built agent (npm run build) and a cgroup v1 or v2 memory controller. The cgroups are
 // made below this process's own (the agent's createRunCgroup) and removed at the end, as are the
 // tmpfs and page-cache files, also on failure or Ctrl-C.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -186,11 +185,9 @@ async function runOne(agent, layout, riskConfig, w, L, dirs) {
   });
   const kills0 = oomKillsOf(cg.dir, cg.version) ?? 0;
 
-  // Start the command inside the cgroup(s) before it execs (as `headroom run` does).
-  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
+  // Start the command inside the cgroup(s) before it execs, exactly as `headroom run` does.
   const t0 = Date.now();
-  child = spawn('/bin/sh', ['-c', script, 'leadtime', String(cg.procsFiles.length), ...cg.procsFiles, ...w.cmd],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(w.env ?? {}) } });
+  child = agent.spawnInCgroup(w.cmd, cg.procsFiles, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(w.env ?? {}) } });
   let out = '';
   child.stdout.on('data', (d) => { out = (out + d).slice(-2000); });
   child.stderr.on('data', (d) => { out = (out + d).slice(-2000); });
@@ -380,11 +377,11 @@ async function main() {
     .filter((e) => e.isFile() && e.name.endsWith('.ts')).reduce((m, e) => Math.max(m, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs), 0);
   if (newest(join(REPO, 'agent')) > statSync(join(DIST, 'sampler.js')).mtimeMs) console.error('note: agent/ has sources newer than dist/: `npm run build` to measure them');
 
-  const [{ Sampler }, { targetForCgroup }, { detectLayout }, { createRunCgroup }, { parseCli }, { nextRisk, INITIAL_RISK }] = await Promise.all([
+  const [{ Sampler }, { targetForCgroup }, { detectLayout }, { createRunCgroup, spawnInCgroup }, { parseCli }, { nextRisk, INITIAL_RISK }] = await Promise.all([
     import(join(DIST, 'sampler.js')), import(join(DIST, 'discovery.js')), import(join(DIST, 'sources/cgroup.js')),
     import(join(DIST, 'cli/run.js')), import(join(DIST, 'config.js')), import(join(DIST, 'analysis/risk.js')),
   ]);
-  const agent = { Sampler, targetForCgroup, createRunCgroup, nextRisk, INITIAL_RISK };
+  const agent = { Sampler, targetForCgroup, createRunCgroup, spawnInCgroup, nextRisk, INITIAL_RISK };
   if (opt.from) return reevaluate(agent);
   const layout = await detectLayout('/sys/fs/cgroup');
   if (layout.memoryVersion === undefined) fail('no cgroup memory controller (v1 memory/ or v2 cgroup.controllers with memory) under /sys/fs/cgroup');

@@ -1,6 +1,6 @@
 // `headroom run --memory 256M -- COMMAND`: make a child memory cgroup below our own (v1 or v2,
 // whichever holds the memory controller), start COMMAND inside it, and remove it afterwards.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -143,9 +143,11 @@ export async function createRunCgroup(
 }
 
 /** Starts the command so that it joins the cgroup(s) before exec: nothing it allocates escapes. */
-export function spawnInCgroup(command: readonly string[], procsFiles: readonly string[]): ChildProcess {
+export function spawnInCgroup(
+  command: readonly string[], procsFiles: readonly string[], opts: Pick<SpawnOptions, 'stdio' | 'env'> = { stdio: 'inherit' },
+): ChildProcess {
   const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
-  return spawn('/bin/sh', ['-c', script, 'headroom-run', String(procsFiles.length), ...procsFiles, ...command], { stdio: 'inherit' });
+  return spawn('/bin/sh', ['-c', script, 'headroom-run', String(procsFiles.length), ...procsFiles, ...command], opts);
 }
 
 export const RELAYED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
